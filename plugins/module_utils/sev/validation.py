@@ -1,0 +1,213 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Offline validation, start to end: what virt-qemu-sev-validate does without
+a libvirt domain, with its checks in its order, plus the refusals it lacks.
+
+validate() raises a SevError subclass for a refusal (usage, insecure input,
+malformed firmware, unmet requirements) and returns a ValidationResult for a
+computed verdict, match or mismatch.  It fails closed: nothing but a
+constant-time equal MAC gives ``valid``.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from . import kernel_hashes, policy as policy_mod
+from .errors import FirmwareFormatError, UnsupportedUsage
+from .launch_digest import compute_launch_digest
+from .measurement import MEASURE_SIZE, decode_measurement, measurement_matches
+from .ovmf import read_footer
+from .secrets import SecretTable, build_secret_packet
+from .vmsa import DEFAULT_VARIANT, VMSA_SIZE, build_vmsas
+
+# More vCPUs than any SEV-ES host runs (the ASID and VMSA limits are far lower);
+# the bound keeps a typo from hashing gigabytes of copies.
+MAX_CPUS = 4096
+
+
+class ValidationRequest:
+    """Everything one validation needs.  Paths for the large files (hashed in
+    a stream), bytes for the small ones (VMSAs, secrets), loaded SessionKeys."""
+
+    def __init__(self, measurement, api_major, api_minor, build_id, policy, firmware, keys,
+                 kernel=None, initrd=None, cmdline=None, num_cpus=None,
+                 vmsa_cpu0=None, vmsa_cpu1=None, cpu_family=None, cpu_model=None,
+                 cpu_stepping=None, vmsa_variant=DEFAULT_VARIANT, sev_features=0,
+                 secrets=(), require_policy=(), min_api_version=None, min_build_id=None,
+                 insecure=False):
+        self.measurement = measurement
+        self.api_major = api_major
+        self.api_minor = api_minor
+        self.build_id = build_id
+        self.policy = policy
+        self.firmware = firmware
+        self.keys = keys
+        self.kernel = kernel
+        self.initrd = initrd
+        self.cmdline = cmdline
+        self.num_cpus = num_cpus
+        self.vmsa_cpu0 = vmsa_cpu0
+        self.vmsa_cpu1 = vmsa_cpu1
+        self.cpu_family = cpu_family
+        self.cpu_model = cpu_model
+        self.cpu_stepping = cpu_stepping
+        self.vmsa_variant = vmsa_variant
+        self.sev_features = sev_features
+        # (alias_or_guid, value bytes, name for messages)
+        self.secrets = list(secrets)
+        self.require_policy = list(require_policy)
+        self.min_api_version = min_api_version
+        self.min_build_id = min_build_id
+        self.insecure = insecure
+
+
+class ValidationResult:
+    def __init__(self, valid, launch_digest, policy, firmware, computed_measurement=None,
+                 secret_header=None, secret_payload=None, secret_guids=(), warnings=()):
+        self.valid = valid
+        self.reason = 'ok' if valid else 'mismatch'
+        self.rc = 0 if valid else 1
+        self.launch_digest = launch_digest
+        self.policy = policy
+        self.firmware = firmware
+        self.computed_measurement = computed_measurement
+        self.secret_header = secret_header
+        self.secret_payload = secret_payload
+        self.secret_guids = list(secret_guids)
+        self.warnings = list(warnings)
+
+    def as_dict(self):
+        """JSON-friendly; base64 for binary values.  Holds no key or plaintext."""
+        def b64(value):
+            return None if value is None else base64.b64encode(value).decode('ascii')
+        return {
+            'valid': self.valid,
+            'reason': self.reason,
+            'rc': self.rc,
+            'launch_digest': self.launch_digest.hex,
+            'digests': dict(self.launch_digest.components),
+            'sizes': dict(self.launch_digest.sizes),
+            'policy': self.policy.describe(),
+            'firmware': self.firmware,
+            'computed_measurement': b64(self.computed_measurement),
+            'secret_header': b64(self.secret_header),
+            'secret_payload': b64(self.secret_payload),
+            'secret_guids': self.secret_guids,
+            'warnings': self.warnings,
+        }
+
+
+def _check_vmsa_inputs(request, policy):
+    """The reference tool's SKU/VMSA/vCPU rules, plus agreement with the ES bit."""
+    sku = (request.cpu_family, request.cpu_model, request.cpu_stepping)
+    given_sku = [value for value in sku if value is not None]
+    vmsa_files = request.vmsa_cpu0 is not None or request.vmsa_cpu1 is not None
+    if given_sku and vmsa_files:
+        raise UnsupportedUsage('vmsa_cpu0/vmsa_cpu1 are mutually exclusive with cpu_family/cpu_model/cpu_stepping')
+    if given_sku and len(given_sku) != 3:
+        raise UnsupportedUsage('a CPU SKU needs all of cpu_family, cpu_model and cpu_stepping')
+    if request.vmsa_cpu1 is not None and request.vmsa_cpu0 is None:
+        raise UnsupportedUsage('vmsa_cpu1 also requires vmsa_cpu0')
+    for name in ('vmsa_cpu0', 'vmsa_cpu1'):
+        page = getattr(request, name)
+        if page is not None and len(page) != VMSA_SIZE:
+            raise UnsupportedUsage('%s must be exactly %d bytes, got %d' % (name, VMSA_SIZE, len(page)))
+
+    if not policy.es:
+        if given_sku or vmsa_files:
+            raise UnsupportedUsage(
+                'policy 0x%08x has no ES bit (0x4), but VMSA files or a CPU SKU were given: '
+                'either the guest was launched as plain SEV (its CPU state is not protected) '
+                'or the policy is wrong' % policy.value)
+        return
+    if request.num_cpus is None:
+        raise UnsupportedUsage('num_cpus is required for an SEV-ES guest (policy bit ES)')
+    if not 1 <= request.num_cpus <= MAX_CPUS:
+        raise UnsupportedUsage('num_cpus must be from 1 to %d, got %d' % (MAX_CPUS, request.num_cpus))
+    if not given_sku and request.vmsa_cpu0 is None:
+        raise UnsupportedUsage('an SEV-ES guest needs vmsa_cpu0 (and vmsa_cpu1 with several vCPUs) '
+                               'or cpu_family/cpu_model/cpu_stepping')
+    if not given_sku and request.num_cpus > 1 and request.vmsa_cpu1 is None:
+        raise UnsupportedUsage('vmsa_cpu1 is required for an SEV-ES guest with more than one vCPU')
+
+
+def _check_secrets(request):
+    table = SecretTable()
+    for alias_or_guid, value, name in request.secrets:
+        table.add(alias_or_guid, value, name)
+    return table
+
+
+def validate(request):
+    """Validate one launch.  See the module docstring for the contract."""
+    # 1. What the host reported, as data to check.
+    blob = decode_measurement(request.measurement)
+    for name in ('api_major', 'api_minor', 'build_id'):
+        policy_mod.check_byte(name, getattr(request, name))
+    policy = policy_mod.GuestPolicy(request.policy)
+    min_api = (policy_mod.parse_api_version(request.min_api_version)
+               if request.min_api_version is not None else None)
+    if request.min_build_id is not None:
+        policy_mod.check_byte('min_build_id', request.min_build_id)
+
+    # 2. What the guest owner gave: fail fast, before hashing large files.
+    if request.kernel is None and (request.initrd is not None or request.cmdline is not None):
+        raise UnsupportedUsage('initrd and cmdline require kernel')
+    _check_vmsa_inputs(request, policy)
+    table = _check_secrets(request)
+    if request.keys is None:
+        raise UnsupportedUsage('either tk or both of tik and tek are required')
+
+    footer = read_footer(request.firmware)
+    warnings = []
+    if request.kernel is not None and footer.usable_hash_table(kernel_hashes.PADDED_TABLE_SIZE) is None:
+        raise UnsupportedUsage(
+            'kernel: firmware %s has no usable SEV hash table (entry missing, or base 0 or size < %d), '
+            'so QEMU refuses measured direct boot with it; use a firmware built for it (e.g. OVMF AmdSevX64)'
+            % (request.firmware, kernel_hashes.PADDED_TABLE_SIZE))
+
+    vmsa_cpu0, vmsa_cpu1, num_cpus = request.vmsa_cpu0, request.vmsa_cpu1, request.num_cpus or 0
+    if policy.es and vmsa_cpu0 is None:
+        if footer.sev_es_reset_address is None:
+            raise FirmwareFormatError(
+                'firmware %s has no SEV-ES reset block in its OVMF footer table: VMSAs cannot be built '
+                'from a CPU SKU for it' % request.firmware)
+        vmsa_cpu0, vmsa_cpu1 = build_vmsas(footer.sev_es_reset_address, request.cpu_family,
+                                           request.cpu_model, request.cpu_stepping,
+                                           request.vmsa_variant, request.sev_features)
+    if not policy.es:
+        vmsa_cpu0 = vmsa_cpu1 = None
+        if request.num_cpus is not None:
+            warnings.append('num_cpus is ignored: a plain SEV measurement does not cover vCPUs')
+
+    # 3. The verdict.
+    digest = compute_launch_digest(request.firmware, request.kernel, request.initrd, request.cmdline,
+                                   vmsa_cpu0, vmsa_cpu1, num_cpus)
+    matches, computed = measurement_matches(request.keys.tik, blob, request.api_major,
+                                            request.api_minor, request.build_id, policy.value,
+                                            digest.digest)
+    firmware = footer.describe()
+    if not matches:
+        return ValidationResult(False, digest, policy, firmware, warnings=warnings)
+
+    # 4. Only now are policy, API version and build id authenticated.
+    policy_mod.check_requirements(policy, request.api_major, request.api_minor, request.build_id,
+                                  request.require_policy, min_api, request.min_build_id)
+
+    header = payload = None
+    if len(table):
+        plaintext = table.build()
+        area = footer.secret_area
+        if area is None:
+            warnings.append('firmware %s has no SEV secret area: injection needs an explicit guest '
+                            'address' % request.firmware)
+        elif len(plaintext) > area.size:
+            raise UnsupportedUsage('secrets: the table is %d bytes, larger than the firmware\'s secret '
+                                   'area (%d bytes)' % (len(plaintext), area.size))
+        header, payload = build_secret_packet(request.keys, computed[:MEASURE_SIZE], plaintext,
+                                              insecure=request.insecure)
+    return ValidationResult(True, digest, policy, firmware, computed_measurement=blob,
+                            secret_header=header, secret_payload=payload,
+                            secret_guids=table.guids, warnings=warnings)
