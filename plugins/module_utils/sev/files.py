@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Small-file input and private output."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from .errors import UnsupportedUsage
+
+# Key, VMSA and secret files are small; anything bigger is the wrong file.
+MAX_SMALL_FILE = 1 << 20
+
+
+def read_small_file(path, what, limit=MAX_SMALL_FILE):
+    """The bytes of a small file; errors name the input, never its content."""
+    try:
+        with open(path, 'rb') as stream:
+            data = stream.read(limit + 1)
+    except OSError as exc:
+        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
+    if len(data) > limit:
+        raise UnsupportedUsage('%s: %s is larger than %d bytes' % (what, path, limit))
+    return data
+
+
+def write_private_file(path, data):
+    """Write ``data`` to ``path`` atomically, mode 0600 from creation.
+
+    A temporary file in the same directory (mkstemp creates it 0600) is
+    renamed over the target, so no reader ever sees a partial or
+    world-readable file.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temp_path = tempfile.mkstemp(prefix='.sev-', dir=directory)
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise

@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sev_measurement_validate's options, and the step from options to a verdict.
+
+Ansible-free, so that the action plugin, the module's documentation checks
+and the differential tests all go through the same code.  Options are named
+after virt-qemu-sev-validate's flags.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from .sev import errors, policy as policy_mod
+from .sev.keys import load_keys
+from .sev.validation import ValidationRequest, validate
+from .sev.vmsa import DEFAULT_VARIANT, VARIANTS
+
+ARGUMENT_SPEC = dict(
+    measurement=dict(type='str', required=True),
+    api_major=dict(type='int', required=True),
+    api_minor=dict(type='int', required=True),
+    build_id=dict(type='int', required=True),
+    policy=dict(type='int', required=True),
+    firmware=dict(type='path', required=True),
+    kernel=dict(type='path'),
+    initrd=dict(type='path'),
+    cmdline=dict(type='str'),
+    cmdline_b64=dict(type='str'),
+    num_cpus=dict(type='int'),
+    vmsa_cpu0=dict(type='path'),
+    vmsa_cpu1=dict(type='path'),
+    cpu_family=dict(type='int'),
+    cpu_model=dict(type='int'),
+    cpu_stepping=dict(type='int'),
+    vmsa_variant=dict(type='str', default=DEFAULT_VARIANT, choices=sorted(VARIANTS)),
+    tik=dict(type='path', no_log=True),
+    tek=dict(type='path', no_log=True),
+    tk=dict(type='path', no_log=True),
+    secrets=dict(type='list', elements='dict', default=[], no_log=True, options=dict(
+        guid=dict(type='str', required=True),
+        path=dict(type='path', required=True),
+    )),
+    secret_header_file=dict(type='path'),
+    secret_payload_file=dict(type='path'),
+    require_policy=dict(type='list', elements='str', default=[],
+                        choices=sorted(policy_mod.FLAG_BITS)),
+    min_api_version=dict(type='str'),
+    min_build_id=dict(type='int'),
+    insecure=dict(type='bool', default=False),
+)
+
+MUTUALLY_EXCLUSIVE = [
+    ('tk', 'tik'), ('tk', 'tek'), ('cmdline', 'cmdline_b64'),
+    ('vmsa_cpu0', 'cpu_family'), ('vmsa_cpu0', 'cpu_model'), ('vmsa_cpu0', 'cpu_stepping'),
+    ('vmsa_cpu1', 'cpu_family'), ('vmsa_cpu1', 'cpu_model'), ('vmsa_cpu1', 'cpu_stepping'),
+]
+REQUIRED_TOGETHER = [('tik', 'tek'), ('secret_header_file', 'secret_payload_file'),
+                     ('cpu_family', 'cpu_model', 'cpu_stepping')]
+REQUIRED_ONE_OF = [('tk', 'tik')]
+REQUIRED_BY = {'initrd': 'kernel', 'cmdline': 'kernel', 'cmdline_b64': 'kernel',
+               'vmsa_cpu1': 'vmsa_cpu0'}
+VALIDATION_RULES = dict(mutually_exclusive=MUTUALLY_EXCLUSIVE, required_together=REQUIRED_TOGETHER,
+                        required_one_of=REQUIRED_ONE_OF, required_by=REQUIRED_BY)
+
+
+def cmdline_bytes(params):
+    """The cmdline exactly as it must be hashed: UTF-8 of ``cmdline``, or the
+    decoded ``cmdline_b64`` (byte-exact, immune to YAML/Jinja whitespace)."""
+    if params.get('cmdline_b64') is not None:
+        try:
+            return base64.b64decode(params['cmdline_b64'], validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.UnsupportedUsage('cmdline_b64 is not valid base64')
+    if params.get('cmdline') is not None:
+        return params['cmdline'].encode('utf-8')
+    return None
+
+
+def build_request(params, read_file):
+    """A ValidationRequest from validated options.
+
+    ``read_file(path, what)`` returns the bytes of a small file (keys, VMSAs,
+    secrets); the caller decides how (e.g. decrypting Ansible Vault).  Large
+    files (firmware, kernel, initrd) are passed on as paths and streamed.
+    """
+    def small(name):
+        path = params.get(name)
+        return None if path is None else read_file(path, name)
+
+    keys = load_keys(tik=small('tik'), tek=small('tek'), tk=small('tk'), insecure=params['insecure'])
+    secrets = [(item['guid'], read_file(item['path'], 'secrets[%d]' % index), 'secrets[%d]' % index)
+               for index, item in enumerate(params.get('secrets') or [])]
+    return ValidationRequest(
+        measurement=params['measurement'], api_major=params['api_major'],
+        api_minor=params['api_minor'], build_id=params['build_id'], policy=params['policy'],
+        firmware=params['firmware'], keys=keys, kernel=params.get('kernel'),
+        initrd=params.get('initrd'), cmdline=cmdline_bytes(params), num_cpus=params.get('num_cpus'),
+        vmsa_cpu0=small('vmsa_cpu0'), vmsa_cpu1=small('vmsa_cpu1'),
+        cpu_family=params.get('cpu_family'), cpu_model=params.get('cpu_model'),
+        cpu_stepping=params.get('cpu_stepping'), vmsa_variant=params.get('vmsa_variant') or DEFAULT_VARIANT,
+        secrets=secrets, require_policy=params.get('require_policy') or [],
+        min_api_version=params.get('min_api_version'), min_build_id=params.get('min_build_id'),
+        insecure=params['insecure'])
+
+
+FAILURE_HINTS = {
+    'mismatch': ('the measurement does not match: check the firmware build, kernel/initrd/cmdline '
+                 '(byte for byte), vCPU count and CPU SKU, the TIK (and that TIK/TEK are not swapped), '
+                 'and the reported API version, build id and policy'),
+}
+
+
+def failure(reason, message, extra=None):
+    """A failed-task result with the reference tool's exit code for ``reason``."""
+    result = {'failed': True, 'valid': False, 'reason': reason, 'rc': errors.REASON_CODES[reason],
+              'msg': message}
+    result.update(extra or {})
+    return result
+
+
+def run_validation(params, read_file):
+    """Options -> result dict (never raises a SevError; the caller maps
+    anything else to reason 'error').  Files are not written here."""
+    try:
+        result = validate(build_request(params, read_file)).as_dict()
+    except errors.SevError as exc:
+        return failure(exc.reason, str(exc))
+    if not result['valid']:
+        # No computed MEASURE on a mismatch: it would be a MAC over a
+        # host-chosen nonce.  Digests only.
+        result.pop('computed_measurement', None)
+        result.update(failed=True, msg=FAILURE_HINTS['mismatch'])
+    return result

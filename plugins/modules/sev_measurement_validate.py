@@ -1,0 +1,318 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sev_measurement_validate
+short_description: Validate an AMD SEV / SEV-ES launch measurement and build the secret packet
+version_added: 0.1.0
+description:
+  - Recomputes the launch measurement of an AMD SEV or SEV-ES guest from the files the guest owner trusts
+    (firmware, kernel, initrd, cmdline, vCPU state) and compares it, in constant time, with the measurement
+    the platform reported.
+  - Only on a match, and only if secrets are given, builds the LAUNCH_SECRET packet (header and payload),
+    encrypted with the TEK and bound by a MAC to this launch, ready for C(virDomainSetLaunchSecurityState)
+    or QEMU's C(sev-inject-launch-secret).
+  - The same computation and checks as libvirt's C(virt-qemu-sev-validate) in its offline mode, with options
+    named after its flags and its exit codes returned as RV(rc).
+  - B(Runs on the controller), whatever host the task targets, through its action plugin. The hypervisor host
+    is not trusted and is not contacted; TIK, TEK and plaintext secrets never leave the controller.
+  - Key and secret files may be encrypted with Ansible Vault.
+  - A mismatch, or any refusal, fails the task. The result still says why in RV(reason) and RV(rc).
+author:
+  - confidential.sev developers
+extends_documentation_fragment:
+  - action_common_attributes
+  - action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+    details: Validates and builds the packet, but writes no file.
+  diff_mode:
+    support: none
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: all
+requirements:
+  - cryptography (on the controller, to build a secret packet)
+options:
+  measurement:
+    description:
+      - The launch measurement the platform reported, base64 of 48 bytes (MEASURE then MNONCE), as
+        C(virsh domlaunchsecinfo) shows C(sev-measurement).
+    type: str
+    required: true
+  api_major:
+    description: The platform firmware's API major version, as reported (C(sev-api-major)).
+    type: int
+    required: true
+  api_minor:
+    description: The platform firmware's API minor version, as reported (C(sev-api-minor)).
+    type: int
+    required: true
+  build_id:
+    description: The platform firmware's build id, as reported (C(sev-build-id)).
+    type: int
+    required: true
+  policy:
+    description:
+      - The guest policy, a 32-bit value (C(sev-policy)). Bit 2 (C(0x4)) means SEV-ES.
+      - Reserved bits 6 to 15 are refused: firmware never launches a guest with them.
+    type: int
+    required: true
+  firmware:
+    description:
+      - Path on the controller to the firmware image the guest boots, exactly as loaded (for split OVMF
+        builds the C(OVMF_CODE*.fd) file, never the VARS file).
+    type: path
+    required: true
+  kernel:
+    description:
+      - Path on the controller to the kernel of a measured direct boot (libvirt C(kernelHashes='yes')).
+      - Refused when the firmware has no usable SEV hash table (Debian's OVMF builds have none), as QEMU
+        refuses such a launch.
+    type: path
+  initrd:
+    description: Path on the controller to the initrd of a measured direct boot. Requires O(kernel).
+    type: path
+  cmdline:
+    description:
+      - The kernel command line, hashed exactly as given (UTF-8, no normalisation). Requires O(kernel).
+      - YAML and Jinja can change whitespace; use O(cmdline_b64) to be byte-exact.
+    type: str
+  cmdline_b64:
+    description:
+      - The kernel command line as base64 of its exact bytes. Mutually exclusive with O(cmdline).
+    type: str
+  num_cpus:
+    description: Number of vCPUs. Required for SEV-ES, ignored (with a warning) for plain SEV.
+    type: int
+  vmsa_cpu0:
+    description: Path to the 4096-byte VMSA of the boot vCPU (SEV-ES).
+    type: path
+  vmsa_cpu1:
+    description: Path to the 4096-byte VMSA of the other vCPUs (SEV-ES, more than one vCPU).
+    type: path
+  cpu_family:
+    description:
+      - CPU family of the host, to build the VMSAs instead of reading files (SEV-ES), e.g. C(25) for Milan.
+      - Needs O(cpu_model) and O(cpu_stepping); mutually exclusive with O(vmsa_cpu0) and O(vmsa_cpu1).
+    type: int
+  cpu_model:
+    description: CPU model of the host, to build the VMSAs (SEV-ES).
+    type: int
+  cpu_stepping:
+    description: CPU stepping of the host, to build the VMSAs (SEV-ES).
+    type: int
+  vmsa_variant:
+    description:
+      - How the host's KVM builds the initial vCPU state, when VMSAs are built from the CPU SKU.
+      - V(legacy) is KVM's C(KVM_SEV_ES_INIT) (QEMU before 9.1, or C(legacy-vm-type) set), and is what
+        libvirt 9.0's C(virt-qemu-sev-validate) builds.
+      - V(init2) is C(KVM_SEV_INIT2) (Linux 6.10 or later with QEMU 9.1 or later), with the FPU state
+        (MXCSR C(0x1f80), x87 FCW C(0x037f)) that C(sev-snp-measure) models.
+    type: str
+    default: legacy
+    choices: [init2, legacy]
+  tik:
+    description: Path to the 16-byte transport integrity key (TIK) file. May be vault-encrypted.
+    type: path
+  tek:
+    description: Path to the 16-byte transport encryption key (TEK) file. May be vault-encrypted.
+    type: path
+  tk:
+    description:
+      - Path to a 32-byte file holding TEK then TIK (sev-tool's C(tmp_tk.bin)). Mutually exclusive with
+        O(tik) and O(tek). May be vault-encrypted.
+    type: path
+  secrets:
+    description:
+      - Secrets to put in the packet, in order, built only after a match.
+      - The values are the files' bytes, used as-is (a trailing newline is kept).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      guid:
+        description: The alias V(luks-key) or a GUID such as C(736869e5-84f0-4973-92ec-06879ce3da0b).
+        type: str
+        required: true
+      path:
+        description: Path on the controller to the secret value. May be vault-encrypted.
+        type: path
+        required: true
+  secret_header_file:
+    description:
+      - Path on the controller to write the packet header to, as base64 text, mode 0600.
+      - Needs O(secret_payload_file). Written only after a match, and only with O(secrets).
+    type: path
+  secret_payload_file:
+    description: Path on the controller to write the encrypted payload to, as base64 text, mode 0600.
+    type: path
+  require_policy:
+    description:
+      - Policy flags the guest must have been launched with, for example V(NODBG), V(NOKS) and V(ES).
+        Checked after the measurement matched, since only then is the policy authenticated.
+    type: list
+    elements: str
+    default: []
+    choices: [DOMAIN, ES, NODBG, NOKS, NOSEND, SEV]
+  min_api_version:
+    description:
+      - Minimum platform firmware API version, as C(MAJOR.MINOR), for example C(0.24). Older firmware
+        versions have known flaws; the launch is refused (RV(reason) V(insecure)) below it.
+    type: str
+  min_build_id:
+    description: Minimum platform firmware build id; the launch is refused below it.
+    type: int
+  insecure:
+    description:
+      - Accept an all-zero TIK (a launch without a session, which anyone can forge) and an all-zero TEK.
+    type: bool
+    default: false
+notes:
+  - The measured files are read on the controller; relative paths are searched like other file options
+    (a role's C(files/), then the playbook directory).
+  - On a mismatch no computed measurement is returned (it would be a MAC over a nonce the host chose, an oracle
+    for forgeries); compare RV(launch_digest) and RV(digests) with a known-good launch instead.
+seealso:
+  - name: virt-qemu-sev-validate
+    description: libvirt's reference tool, whose options and exit codes this module follows.
+    link: https://libvirt.org/manpages/virt-qemu-sev-validate.html
+"""
+
+EXAMPLES = r"""
+- name: Validate an SEV-ES launch and build the LUKS key packet
+  confidential.sev.sev_measurement_validate:
+    measurement: "{{ launch.measurement }}"
+    api_major: 1
+    api_minor: 55
+    build_id: 21
+    policy: 0x7
+    firmware: /usr/share/OVMF/OVMF_CODE.fd
+    num_cpus: 4
+    cpu_family: 25
+    cpu_model: 1
+    cpu_stepping: 1
+    tik: keys/guest1.tik
+    tek: keys/guest1.tek
+    require_policy: [NODBG, NOKS, ES]
+    min_api_version: "1.51"
+    secrets:
+      - guid: luks-key
+        path: secrets/guest1-luks.key.vault
+    secret_header_file: out/guest1.header
+    secret_payload_file: out/guest1.payload
+  register: attestation
+
+- name: Measured direct boot, with a byte-exact command line
+  confidential.sev.sev_measurement_validate:
+    measurement: "{{ launch.measurement }}"
+    api_major: 0
+    api_minor: 24
+    build_id: 15
+    policy: 0x3
+    firmware: firmware/OVMF.amdsev.fd
+    kernel: boot/vmlinuz
+    initrd: boot/initrd.img
+    cmdline_b64: "{{ 'console=ttyS0 root=/dev/vda1' | b64encode }}"
+    tk: keys/guest2.tk
+"""
+
+RETURN = r"""
+valid:
+  description: Whether the measurement matched and every requirement held.
+  type: bool
+  returned: always
+  sample: true
+reason:
+  description: V(ok), V(mismatch), V(unsupported) (bad input), V(insecure), V(config), V(state) or V(error).
+  type: str
+  returned: always
+  sample: ok
+rc:
+  description: virt-qemu-sev-validate's exit code for RV(reason), 0 to 6.
+  type: int
+  returned: always
+  sample: 0
+launch_digest:
+  description: SHA-256 (hex) of everything measured, the digest the platform MACs.
+  type: str
+  returned: when the measurement could be computed
+  sample: a78e7fef823ebcc5cc90e19339e0fe4379f78dc1a44b2bb84a0cf43f9ee3303a
+digests:
+  description:
+    - SHA-256 (hex) of each measured part, for finding what differs from a known-good launch.
+    - Keys among C(firmware), C(kernel), C(initrd), C(cmdline) (with its NUL), C(hash_table), C(vmsa_cpu0),
+      C(vmsa_cpu1).
+  type: dict
+  returned: when the measurement could be computed
+sizes:
+  description: Byte counts of the streamed files.
+  type: dict
+  returned: when the measurement could be computed
+policy:
+  description: The guest policy decoded into C(value), C(hex), C(flags), C(min_api_major), C(min_api_minor).
+  type: dict
+  returned: when the measurement could be computed
+firmware:
+  description:
+    - What the firmware's OVMF footer table says, C(present), C(sev_es_reset_address), C(sev_hash_table),
+      C(secret_area) (null when the firmware has none, so injection needs an explicit guest address),
+      C(snp_metadata_offset) and C(entries).
+  type: dict
+  returned: when the measurement could be computed
+computed_measurement:
+  description: The validated measurement, base64 of 48 bytes. Never returned on a mismatch.
+  type: str
+  returned: on a match
+secret_header:
+  description: Base64 of the 52-byte LAUNCH_SECRET header (flags, IV, MAC).
+  type: str
+  returned: on a match, when O(secrets) were given
+secret_payload:
+  description: Base64 of the encrypted secret table.
+  type: str
+  returned: on a match, when O(secrets) were given
+secret_guids:
+  description: The GUIDs in the secret table, in order.
+  type: list
+  elements: str
+  returned: when the measurement could be computed
+secret_files:
+  description: The header and payload paths written (or that would be, in check mode).
+  type: dict
+  returned: when files are written
+warnings:
+  description: Things worth knowing that did not stop the validation.
+  type: list
+  elements: str
+  returned: when the measurement could be computed
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.confidential.sev.plugins.module_utils.validate_options import (
+    ARGUMENT_SPEC, VALIDATION_RULES,
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **VALIDATION_RULES)
+    # The action plugin does all the work on the controller.  Reaching this
+    # code means the module was run without it, on a managed host that must
+    # not see the keys.
+    module.fail_json(msg='confidential.sev.sev_measurement_validate runs on the controller through its '
+                         'action plugin; it cannot be executed on a managed host', reason='unsupported', rc=2)
+
+
+if __name__ == '__main__':
+    main()
