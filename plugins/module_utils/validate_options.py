@@ -128,9 +128,11 @@ def run_validation(params, read_file):
         result = validate(build_request(params, read_file)).as_dict()
     except errors.SevError as exc:
         return failure(exc.reason, str(exc))
+    for key in ('computed_measurement', 'secret_header', 'secret_payload'):
+        if result.get(key) is None:
+            result.pop(key, None)
     if not result['valid']:
-        # No computed MEASURE on a mismatch: it would be a MAC over a
-        # host-chosen nonce.  Digests only.
-        result.pop('computed_measurement', None)
+        # No computed MEASURE on a mismatch (as_dict never holds one): it
+        # would be a MAC over a host-chosen nonce.  Digests only.
         result.update(failed=True, msg=FAILURE_HINTS['mismatch'])
     return result
