@@ -11,10 +11,12 @@ trusted files, and is not even contacted.
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import UnsupportedUsage
+from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import HAS_CRYPTOGRAPHY
 from ansible_collections.confidential.sev.plugins.module_utils.sev.files import (
     read_small_file, write_private_file,
 )
@@ -75,6 +77,8 @@ class ActionModule(ActionBase):
         return result
 
     def _validate(self, params):
+        if params.get('secrets') and not HAS_CRYPTOGRAPHY:
+            return failure('unsupported', missing_required_lib('cryptography') + ' (on the controller)')
         try:
             for name in STREAMED_FILES:
                 if params.get(name) is not None:

@@ -65,7 +65,7 @@ options:
   policy:
     description:
       - The guest policy, a 32-bit value (C(sev-policy)). Bit 2 (C(0x4)) means SEV-ES.
-      - Reserved bits 6 to 15 are refused: firmware never launches a guest with them.
+      - Reserved bits 6 to 15 are refused, since firmware never launches a guest with them.
     type: int
     required: true
   firmware:
