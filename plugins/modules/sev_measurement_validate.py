@@ -23,7 +23,7 @@ description:
   - Key and secret files may be encrypted with Ansible Vault.
   - A mismatch, or any refusal, fails the task. The result still says why in RV(reason) and RV(rc).
 author:
-  - confidential.sev developers
+  - confidential.sev developers (@confidential-sev)
 extends_documentation_fragment:
   - action_common_attributes
   - action_common_attributes.flow

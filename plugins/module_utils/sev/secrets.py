@@ -62,7 +62,7 @@ class SecretTable:
 
     def add(self, alias_or_guid, value, name='secret'):
         guid = resolve_guid(alias_or_guid, name)
-        if any(guid == known for known, _ in self._entries):
+        if any(guid == known for known, dummy in self._entries):
             raise UnsupportedUsage('%s: GUID %s is given twice' % (name, guid))
         if not value:
             raise UnsupportedUsage('%s: the secret for GUID %s is empty' % (name, guid))
@@ -74,7 +74,7 @@ class SecretTable:
 
     @property
     def guids(self):
-        return [str(guid) for guid, _ in self._entries]
+        return [str(guid) for guid, dummy in self._entries]
 
     def build(self):
         """The padded plaintext table."""

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Shared helpers for the scripts in scripts/. Source it, do not run it:
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Repository root (scripts/..), resolved without following the build/ symlink.
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+VENV="${VENV:-$REPO/.venv}"
+# Collection tree for imports and ANSIBLE_COLLECTIONS_PATH (symlink to $REPO).
+COLLECTION_ROOT="$REPO/build"
+COLLECTION_LINK="$COLLECTION_ROOT/ansible_collections/confidential/sev"
+export REPO VENV COLLECTION_ROOT COLLECTION_LINK
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Make pip behave the same with or without the machine's PIP_* settings:
+# drop settings that point at paths that do not exist (a fresh machine may lack
+# them), keep the rest, and silence the root/version-check noise.
+sanitize_pip_env() {
+    if [[ -n "${PIP_CONFIG_FILE:-}" && "$PIP_CONFIG_FILE" != /dev/null && ! -r "$PIP_CONFIG_FILE" ]]; then
+        warn "PIP_CONFIG_FILE=$PIP_CONFIG_FILE does not exist; ignoring it"
+        unset PIP_CONFIG_FILE
+    fi
+    if [[ -n "${PIP_FIND_LINKS:-}" ]]; then
+        local keep=() link
+        for link in $PIP_FIND_LINKS; do
+            if [[ "$link" == *://* || -e "$link" ]]; then keep+=("$link"); fi
+        done
+        if ((${#keep[@]})); then export PIP_FIND_LINKS="${keep[*]}"; else unset PIP_FIND_LINKS; fi
+    fi
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+}
+
+# Put the project venv first on PATH (after setup.sh has created it).
+activate_venv() {
+    [[ -x "$VENV/bin/python" ]] || die "no virtualenv at $VENV: run scripts/setup.sh first"
+    export VIRTUAL_ENV="$VENV"
+    export PATH="$VENV/bin:$PATH"
+    unset PYTHONHOME
+}
+
+# Print elapsed seconds since the given start time (from $SECONDS).
+elapsed() { echo "$((SECONDS - $1))s"; }
