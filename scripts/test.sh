@@ -75,6 +75,8 @@ activate_venv
 run_step sanity bash scripts/sanity.sh || true
 run_step lint bash scripts/lint.sh || true
 run_step pytest run_pytest || true
+# The README's main command must keep working: run it as a test.
+run_step demo bash scripts/demo.sh || true
 if [[ -f tests/integration/run.sh ]]; then
     run_step integration bash tests/integration/run.sh || true
 else
