@@ -21,7 +21,7 @@ import os
 import struct
 import uuid
 
-from .errors import FirmwareFormatError
+from .errors import FirmwareFormatError, UnsupportedUsage
 
 FOOTER_GUID = uuid.UUID('96b582de-1fb2-45f7-baea-a366c55a082d')
 SEV_ES_RESET_BLOCK_GUID = uuid.UUID('00f771de-1a7e-4fcb-890e-68c77e2fb44e')
@@ -159,9 +159,12 @@ def parse_footer(tail, source='firmware'):
 
 def read_footer(path):
     """Read and parse the footer table of the image at ``path`` (reads only its tail)."""
-    with open(path, 'rb') as image:
-        image.seek(0, os.SEEK_END)
-        size = image.tell()
-        image.seek(max(0, size - MAX_TAIL_SIZE))
-        tail = image.read()
+    try:
+        with open(path, 'rb') as image:
+            image.seek(0, os.SEEK_END)
+            size = image.tell()
+            image.seek(max(0, size - MAX_TAIL_SIZE))
+            tail = image.read()
+    except OSError as exc:
+        raise UnsupportedUsage('firmware: cannot read %s: %s' % (path, exc.strerror or exc))
     return parse_footer(tail, source=path)
