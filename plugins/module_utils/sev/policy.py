@@ -63,7 +63,7 @@ class GuestPolicy:
 def parse_api_version(text, name='min_api_version'):
     """'MAJOR.MINOR' -> (major, minor)."""
     parts = str(text).split('.')
-    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+    if len(parts) != 2 or not all(part.isascii() and part.isdigit() for part in parts):
         raise UnsupportedUsage('%s must look like MAJOR.MINOR (e.g. 0.24), got %r' % (name, text))
     return (check_byte(name + ' major', int(parts[0])), check_byte(name + ' minor', int(parts[1])))
 

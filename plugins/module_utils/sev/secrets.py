@@ -47,7 +47,7 @@ def resolve_guid(alias_or_guid, name='secret'):
     text = str(alias_or_guid)
     if text in GUID_ALIASES:
         return GUID_ALIASES[text]
-    if _GUID_TEXT.match(text):
+    if _GUID_TEXT.fullmatch(text):
         return uuid.UUID(text)
     raise UnsupportedUsage('%s: %r is neither a known alias (%s) nor a GUID like '
                            '736869e5-84f0-4973-92ec-06879ce3da0b'
