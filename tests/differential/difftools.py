@@ -109,7 +109,7 @@ def _env():
 
 
 def run(argv, cwd=None, timeout=120):
-    return subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True, text=True,
+    return subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True, text=True, check=False,
                           encoding='utf-8', errors='surrogateescape', timeout=timeout)
 
 
@@ -323,7 +323,7 @@ class Scenario:
         if self.vmsa_cpu1_path:
             args.append('--vmsa-cpu1=%s' % self.vmsa_cpu1_path)
         if secret_out is not None:
-            for guid, _, path in self.secrets:
+            for guid, dummy, path in self.secrets:
                 args.append('--inject-secret=%s:%s' % (guid, path))
             args += ['--secret-header=%s' % (secret_out / 'ref_header'),
                      '--secret-payload=%s' % (secret_out / 'ref_payload')]
@@ -337,7 +337,7 @@ class Scenario:
                        kernel=self.kernel_path, initrd=self.initrd_path,
                        num_cpus=self.num_cpus,
                        vmsa_cpu0=self.vmsa_cpu0_path, vmsa_cpu1=self.vmsa_cpu1_path,
-                       secrets=[dict(guid=guid, path=path) for guid, _, path in self.secrets])
+                       secrets=[dict(guid=guid, path=path) for guid, dummy, path in self.secrets])
         if self.cmdline is not None:
             if self.cmdline_b64:
                 options['cmdline_b64'] = b64(self.cmdline.encode('utf-8'))

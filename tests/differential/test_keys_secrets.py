@@ -34,7 +34,7 @@ def secrets_roundtrip(sc, rng, expected):
                                       sc.tik, sc.tek, measure)
     assert our_plain == ref_plain
     assert dt.parse_secret_table(our_plain) == expected
-    assert result['secret_guids'] == [str(guid) for guid, _ in expected]
+    assert result['secret_guids'] == [str(guid) for guid, dummy in expected]
     # Fresh random IVs on both sides.
     assert dt.b64(dt.base64.b64decode(result['secret_header'])[4:20]) != dt.b64(
         dt.base64.b64decode(ref_header)[4:20])
@@ -98,7 +98,7 @@ def test_secrets(case, tmp_path, rng):
                      secrets=secrets, rng=rng, **extra)
     expected = [(dt.secret_guid(guid), value) for guid, value in secrets]
     result = secrets_roundtrip(sc, rng, expected)
-    table_len = 20 + sum(20 + len(value) for _, value in secrets)
+    table_len = 20 + sum(20 + len(value) for dummy, value in secrets)
     assert len(dt.base64.b64decode(result['secret_payload'])) == table_len + 16 - table_len % 16
     if case['id'].startswith('secrets-aligned'):
         assert table_len % 16 == 0  # so a FULL 16-byte padding block follows

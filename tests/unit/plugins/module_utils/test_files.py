@@ -21,7 +21,7 @@ def umask():
     """Set a umask for the test, restoring the old one afterwards."""
     previous = os.umask(0o022)
     os.umask(previous)
-    yield lambda value: os.umask(value)
+    yield os.umask
     os.umask(previous)
 
 

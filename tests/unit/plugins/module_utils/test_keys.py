@@ -117,7 +117,7 @@ def test_session_keys_have_no_instance_dict():
     keys = SessionKeys(tek=TEK, tik=TIK)
     assert not hasattr(keys, '__dict__')
     with pytest.raises(AttributeError):
-        keys.extra = 1
+        keys.extra = 1  # pylint: disable=assigning-non-slot
 
 
 def test_errors_are_sev_errors():

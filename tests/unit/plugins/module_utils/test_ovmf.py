@@ -411,7 +411,7 @@ def test_real_footers_with_any_entry_length(which, index, entry_len):
     """Rewrite the length of the index-th entry (walking backwards)."""
     tail = bytearray(REAL_TAILS[which])
     pos = len(tail) - 50
-    for _ in range(index):
+    for dummy in range(index):
         pos -= struct.unpack_from('<H', tail, pos - 18)[0]
     original = struct.unpack_from('<H', tail, pos - 18)[0]
     struct.pack_into('<H', tail, pos - 18, entry_len)
@@ -430,7 +430,7 @@ entries_strategy = st.lists(
 def test_synthetic_footers_round_trip(entries, body):
     tail = body + fwb.footer_table(entries)
     footer = check_parse(tail)
-    guids = [guid for guid, _ in entries]
+    guids = [guid for guid, dummy in entries]
     if len(set(guids)) == len(guids):
         assert footer is not None and footer.present
         assert footer.entries == dict(entries)
@@ -446,7 +446,7 @@ def test_synthetic_footers_with_a_corrupt_entry_length(entries, index, entry_len
     index %= len(entries)
     # Entries are walked backwards from the footer, first entry nearest it.
     pos = len(tail) - 50
-    for _, data in entries[:index]:
+    for dummy, data in entries[:index]:
         pos -= len(data) + 18
     struct.pack_into('<H', tail, pos - 18, entry_len)
     footer = check_parse(bytes(tail))

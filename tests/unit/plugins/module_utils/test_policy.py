@@ -149,7 +149,8 @@ def test_platform_below_the_policy_minimum():
     ((0, 255), (1, 0), False), ((2, 0), (1, 55), True),
 ])
 def test_min_api(api, minimum, ok):
-    call = lambda: pol.check_requirements(pol.GuestPolicy(0), api[0], api[1], 0, min_api=minimum)
+    def call():
+        pol.check_requirements(pol.GuestPolicy(0), api[0], api[1], 0, min_api=minimum)
     if ok:
         call()
     else:
@@ -165,7 +166,8 @@ def test_min_api_accepts_a_list():
 @pytest.mark.parametrize('build_id, minimum, ok', [(14, 15, False), (15, 15, True), (16, 15, True),
                                                    (0, 0, True), (0, 1, False)])
 def test_min_build_id(build_id, minimum, ok):
-    call = lambda: pol.check_requirements(pol.GuestPolicy(0), 0, 24, build_id, min_build_id=minimum)
+    def call():
+        pol.check_requirements(pol.GuestPolicy(0), 0, 24, build_id, min_build_id=minimum)
     if ok:
         call()
     else:

@@ -232,7 +232,7 @@ def test_mac_binds_the_measure_and_every_header_field():
 def test_random_iv_is_fresh():
     keys = SessionKeys(tek=TEK, tik=TIK)
     plaintext = make_table(SECRET)
-    first, second = (sec.build_secret_packet(keys, MEASURE, plaintext) for _ in range(2))
+    first, second = (sec.build_secret_packet(keys, MEASURE, plaintext) for dummy in range(2))
     assert first[0][4:20] != second[0][4:20]
     assert first[1] != second[1]
     for header, payload in (first, second):

@@ -182,6 +182,6 @@ def test_memory_with_several_files_in_threads(tmp_path, monkeypatch):
         {'firmware': (paths[0], hashers[0]), 'kernel': (paths[1], hashers[1])}))
     assert peak < 6 * MiB, peak
     zeros_64 = hashlib.sha256()
-    for _ in range(64):
+    for dummy in range(64):
         zeros_64.update(bytes(MiB))
     assert hashers[0].digest() == hashers[1].digest() == zeros_64.digest()
