@@ -49,6 +49,7 @@ APT_PACKAGES=(
     libvirt-clients libvirt-clients-qemu libvirt-daemon-system libvirt-daemon-driver-qemu
     qemu-system-x86 ovmf openssl
     iproute2 openssh-client openssh-server
+    util-linux  # unshare, nsenter (tests/integration: private libvirtd)
     time        # GNU time (/usr/bin/time -v) for benchmark memory figures
     shellcheck  # enables ansible-test's shellcheck sanity test
 )
