@@ -10,11 +10,14 @@ trusted files, and is not even contacted.
 
 from __future__ import annotations
 
+import socket
+
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import UnsupportedUsage
 from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import HAS_CRYPTOGRAPHY
 from ansible_collections.confidential.sev.plugins.module_utils.sev.files import (
@@ -24,7 +27,6 @@ from ansible_collections.confidential.sev.plugins.module_utils.validate_options 
     ARGUMENT_SPEC, VALIDATION_RULES, failure, run_validation,
 )
 
-STREAMED_FILES = ('firmware', 'kernel', 'initrd')
 VAULT_MAGIC = b'$ANSIBLE_VAULT'
 
 
@@ -53,10 +55,14 @@ class ActionModule(ActionBase):
 
     def _streamed_path(self, path, what):
         real = self._find(path, what)
-        with open(real, 'rb') as stream:
-            if stream.read(len(VAULT_MAGIC)) == VAULT_MAGIC:
-                raise UnsupportedUsage('%s: %s is Ansible Vault-encrypted; measured files must be '
-                                       'given in clear (they are not secret)' % (what, path))
+        try:
+            with open(real, 'rb') as stream:
+                magic = stream.read(len(VAULT_MAGIC))
+        except OSError as exc:
+            raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror))
+        if magic == VAULT_MAGIC:
+            raise UnsupportedUsage('%s: %s is Ansible Vault-encrypted; measured files must be '
+                                   'given in clear (they are not secret)' % (what, path))
         return real
 
     def run(self, tmp=None, task_vars=None):
@@ -76,19 +82,22 @@ class ActionModule(ActionBase):
                                   % (type(exc).__name__, to_native(exc))))
         return result
 
+    @staticmethod
+    def _fetch_report(uri, domain):
+        """The host's report, fetched from the controller over ``uri``."""
+        conn = connection.open_connection(uri, read_only=True)
+        try:
+            return connection.gather_launch_report(conn, connection.lookup_domain(conn, domain))
+        finally:
+            conn.close()
+
     def _validate(self, params):
         if params.get('secrets') and not HAS_CRYPTOGRAPHY:
             return failure('unsupported', missing_required_lib('cryptography') + ' (on the controller)')
-        try:
-            for name in STREAMED_FILES:
-                if params.get(name) is not None:
-                    params[name] = self._streamed_path(params[name], name)
-        except UnsupportedUsage as exc:
-            return failure(exc.reason, str(exc))
-        except OSError as exc:
-            return failure('unsupported', 'cannot read %s: %s' % (exc.filename, exc.strerror))
-
-        outcome = run_validation(params, self._read_file)
+        if params.get('domain') is not None and not connection.HAS_LIBVIRT:
+            return failure('unsupported', missing_required_lib('libvirt-python') + ' (on the controller)')
+        outcome = run_validation(params, self._read_file, resolve_path=self._streamed_path,
+                                 fetch_report=self._fetch_report, controller_hostname=socket.gethostname())
         outcome['changed'] = False
         header_file, payload_file = params.get('secret_header_file'), params.get('secret_payload_file')
         if not outcome.get('valid') or not outcome.get('secret_header') or header_file is None:

@@ -13,18 +13,20 @@ from __future__ import annotations
 import base64
 import binascii
 
+from .hypervisor.domain_rules import apply_domain_rules
+from .hypervisor.launch_report import check_launch_info, from_host_report
 from .sev import errors, policy as policy_mod
 from .sev.keys import load_keys
 from .sev.validation import ValidationRequest, validate
 from .sev.vmsa import DEFAULT_VARIANT, VARIANTS
 
 ARGUMENT_SPEC = dict(
-    measurement=dict(type='str', required=True),
-    api_major=dict(type='int', required=True),
-    api_minor=dict(type='int', required=True),
-    build_id=dict(type='int', required=True),
-    policy=dict(type='int', required=True),
-    firmware=dict(type='path', required=True),
+    measurement=dict(type='str'),
+    api_major=dict(type='int'),
+    api_minor=dict(type='int'),
+    build_id=dict(type='int'),
+    policy=dict(type='int'),
+    firmware=dict(type='path'),
     kernel=dict(type='path'),
     initrd=dict(type='path'),
     cmdline=dict(type='str'),
@@ -50,18 +52,26 @@ ARGUMENT_SPEC = dict(
     min_api_version=dict(type='str'),
     min_build_id=dict(type='int'),
     insecure=dict(type='bool', default=False),
+    launch_info=dict(type='dict'),
+    uri=dict(type='str'),
+    domain=dict(type='str'),
+    ignore_config=dict(type='bool', default=False),
 )
+
+# Without a domain, the reported launch state and the firmware must be given.
+OFFLINE_REQUIRED = ('measurement', 'api_major', 'api_minor', 'build_id', 'policy', 'firmware')
 
 MUTUALLY_EXCLUSIVE = [
     ('tk', 'tik'), ('tk', 'tek'), ('cmdline', 'cmdline_b64'),
     ('vmsa_cpu0', 'cpu_family'), ('vmsa_cpu0', 'cpu_model'), ('vmsa_cpu0', 'cpu_stepping'),
     ('vmsa_cpu1', 'cpu_family'), ('vmsa_cpu1', 'cpu_model'), ('vmsa_cpu1', 'cpu_stepping'),
+    ('launch_info', 'domain'), ('launch_info', 'uri'),
 ]
 REQUIRED_TOGETHER = [('tik', 'tek'), ('secret_header_file', 'secret_payload_file'),
                      ('cpu_family', 'cpu_model', 'cpu_stepping')]
 REQUIRED_ONE_OF = [('tk', 'tik')]
 REQUIRED_BY = {'initrd': 'kernel', 'cmdline': 'kernel', 'cmdline_b64': 'kernel',
-               'vmsa_cpu1': 'vmsa_cpu0'}
+               'vmsa_cpu1': 'vmsa_cpu0', 'uri': 'domain'}
 VALIDATION_RULES = dict(mutually_exclusive=MUTUALLY_EXCLUSIVE, required_together=REQUIRED_TOGETHER,
                         required_one_of=REQUIRED_ONE_OF, required_by=REQUIRED_BY)
 
@@ -121,13 +131,42 @@ def failure(reason, message, extra=None):
     return result
 
 
-def run_validation(params, read_file):
+def resolve_launch_inputs(params, fetch_report=None, controller_hostname=None):
+    """Offline: check the required options.  From a domain (``domain`` or
+    ``launch_info``): apply the reference tool's rules.  Returns (params, notes)."""
+    if params.get('domain') is None and params.get('launch_info') is None:
+        missing = [key for key in OFFLINE_REQUIRED if params.get(key) is None]
+        if missing:
+            raise errors.UnsupportedUsage('%s required without domain or launch_info' % ', '.join(missing))
+        return params, []
+    if params.get('launch_info') is not None:
+        info = params['launch_info']
+    else:
+        if fetch_report is None:
+            raise errors.UnsupportedUsage('domain given, but no way to reach libvirt here')
+        info = from_host_report(fetch_report(params.get('uri'), params['domain']))
+    return apply_domain_rules(params, check_launch_info(info), controller_hostname)
+
+
+def run_validation(params, read_file, resolve_path=None, fetch_report=None, controller_hostname=None):
     """Options -> result dict (never raises a SevError; the caller maps
-    anything else to reason 'error').  Files are not written here."""
+    anything else to reason 'error').  Files are not written here.
+
+    ``resolve_path(path, what)`` turns a firmware/kernel/initrd option into a
+    path to stream (default: as given); ``fetch_report(uri, domain)`` returns
+    the raw host report for ``domain`` (see hypervisor.connection).
+    """
     try:
+        params, notes = resolve_launch_inputs(params, fetch_report, controller_hostname)
+        if resolve_path is not None:
+            for name in ('firmware', 'kernel', 'initrd'):
+                if params.get(name) is not None:
+                    params[name] = resolve_path(params[name], name)
         result = validate(build_request(params, read_file)).as_dict()
     except errors.SevError as exc:
         return failure(exc.reason, str(exc))
+    if notes:
+        result['notes'] = notes
     for key in ('computed_measurement', 'secret_header', 'secret_payload'):
         if result.get(key) is None:
             result.pop(key, None)

@@ -285,7 +285,7 @@ def test_vault_encrypted_measured_file_is_refused(basedir, vault_dir, option):
 # ---- usage and unexpected errors ---------------------------------------------------------
 
 @pytest.mark.parametrize('change, match', [
-    (dict(measurement=None), 'missing required arguments: measurement'),
+    (dict(measurement=None), 'measurement required without domain or launch_info'),
     (dict(bogus='x'), 'bogus'),
     (dict(tk='/x'), 'mutually exclusive'),
     (dict(policy='four'), 'policy'),
@@ -356,7 +356,7 @@ def test_unmet_requirement_after_match_is_rc_4_and_writes_nothing(basedir):
 
 
 def test_unexpected_exception_is_error_rc_6_without_traceback(basedir, monkeypatch):
-    def boom(params, read_file):
+    def boom(*args, **kwargs):
         raise RuntimeError('simulated internal failure')
     monkeypatch.setattr(plugin, 'run_validation', boom)
     result = Harness(basedir).run(**base_args(basedir))

@@ -137,10 +137,14 @@ def test_spec_requires_a_key_option(files):
     assert 'required together: tik, tek' in spec_errors(args)
 
 
-def test_spec_requires_measurement(files):
+def test_offline_validation_requires_the_reported_state_and_firmware(files):
     args = base_args(files)
-    del args['measurement']
-    assert 'missing required arguments: measurement' in spec_errors(args)
+    for key in ('measurement', 'policy', 'firmware'):
+        del args[key]
+    # optional in the spec, since a domain can supply them
+    result = vo.run_validation(normalise(args), read_small_file)
+    assert (result['reason'], result['rc']) == ('unsupported', 2)
+    assert result['msg'] == 'measurement, policy, firmware required without domain or launch_info'
 
 
 # ---- cmdline ----------------------------------------------------------------------

@@ -1,0 +1,160 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The domain's launch configuration, read from XML the host sent.
+
+The XML is untrusted data: it is parsed on the controller with a parser that
+expands no entities, loads no DTD, touches no network and refuses huge
+documents, after a size check.  What it says is used for diagnosis (and, only
+with ``insecure``, as validation input).
+"""
+
+from __future__ import annotations
+
+from ..sev.errors import IncorrectConfig, InsecureUsage, UnsupportedUsage
+
+try:
+    from lxml import etree
+except ImportError:
+    HAS_LXML = False
+else:
+    HAS_LXML = True
+
+# A domain XML with a dhCert and session is a few KiB; capabilities can reach
+# a few hundred KiB on large hosts.
+MAX_XML_SIZE = 4 << 20
+
+
+def parse_xml(text, what):
+    """Parse untrusted XML text safely; errors name ``what``."""
+    if not HAS_LXML:
+        raise UnsupportedUsage('parsing the %s needs the Python lxml library on the controller' % what)
+    if not isinstance(text, str):
+        raise UnsupportedUsage('the %s must be a string, got %s' % (what, type(text).__name__))
+    data = text.encode('utf-8')
+    if len(data) > MAX_XML_SIZE:
+        raise UnsupportedUsage('the %s is %d bytes, more than the %d accepted' % (what, len(data), MAX_XML_SIZE))
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             dtd_validation=False, huge_tree=False, remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise UnsupportedUsage('the %s is not well-formed XML: %s' % (what, exc))
+    if root is None:
+        raise UnsupportedUsage('the %s is empty' % what)
+    return root
+
+
+def _text(nodes):
+    return nodes[0].text if nodes else None
+
+
+def _int(value, what):
+    if value is None:
+        return None
+    try:
+        return int(str(value).strip(), 0)
+    except ValueError:
+        raise UnsupportedUsage('%s is not an integer: %r' % (what, value))
+
+
+def launch_config(domain_xml):
+    """The parts of a domain's XML that matter for an SEV launch, as plain data."""
+    doc = parse_xml(domain_xml, 'domain XML')
+    if doc.tag != 'domain':
+        raise UnsupportedUsage('the domain XML has root <%s>, not <domain>' % doc.tag)
+    security = doc.xpath('/domain/launchSecurity')
+    sev = doc.xpath("/domain/launchSecurity[@type='sev']")
+    loaders = doc.xpath('/domain/os/loader')
+    vcpu = doc.xpath('/domain/vcpu')
+    config = {
+        'name': _text(doc.xpath('/domain/name')),
+        'uuid': _text(doc.xpath('/domain/uuid')),
+        'domain_type': doc.get('type'),
+        'launch_security_type': security[0].get('type') if security else None,
+        'launch_security_count': len(security),
+        'sev_count': len(sev),
+        'policy': _int(_text(sev[0].xpath('policy')), 'launchSecurity policy') if sev else None,
+        'kernel_hashes': (sev[0].get('kernelHashes') == 'yes') if sev else False,
+        'kernel_hashes_attribute': sev[0].get('kernelHashes') if sev else None,
+        'cbitpos': _int(_text(sev[0].xpath('cbitpos')), 'cbitpos') if sev else None,
+        'reduced_phys_bits': _int(_text(sev[0].xpath('reducedPhysBits')), 'reducedPhysBits') if sev else None,
+        'dh_cert_count': len(sev[0].xpath('dhCert')) if sev else 0,
+        'session_count': len(sev[0].xpath('session')) if sev else 0,
+        'loader_count': len(loaders),
+        'loader': loaders[0].text if loaders else None,
+        'loader_type': loaders[0].get('type') if loaders else None,
+        'loader_readonly': (loaders[0].get('readonly') == 'yes') if loaders else None,
+        'nvram_count': len(doc.xpath('/domain/os/nvram')),
+        'nvram': _text(doc.xpath('/domain/os/nvram')),
+        'kernel': _text(doc.xpath('/domain/os/kernel')),
+        'initrd': _text(doc.xpath('/domain/os/initrd')),
+        'cmdline': _text(doc.xpath('/domain/os/cmdline')),
+        'direct_boot_count': len(doc.xpath('/domain/os/kernel | /domain/os/initrd | /domain/os/cmdline')),
+        'vcpus_max': _int(_text(vcpu), 'vcpu count'),
+        'vcpus_current': _int(vcpu[0].get('current'), 'vcpu current') if vcpu else None,
+        'cpu_mode': doc.xpath('/domain/cpu')[0].get('mode') if doc.xpath('/domain/cpu') else None,
+        'cpu_model': _text(doc.xpath('/domain/cpu/model')),
+        'emulator': _text(doc.xpath('/domain/devices/emulator')),
+    }
+    config['has_dh_cert'] = config['dh_cert_count'] == 1
+    config['has_session'] = config['session_count'] == 1
+    return config
+
+
+def host_cpu_signature(capabilities_xml):
+    """(family, model, stepping) from <host><cpu><signature>, or None (libvirt < 8.x)."""
+    doc = parse_xml(capabilities_xml, 'host capabilities XML')
+    signatures = doc.xpath('/capabilities/host/cpu/signature')
+    if len(signatures) != 1:
+        return None
+    values = tuple(_int(signatures[0].get(name), 'CPU signature ' + name)
+                   for name in ('family', 'model', 'stepping'))
+    return None if None in values else values
+
+
+def config_problems(config, secure=True, kernel_given=False):
+    """The reference tool's configuration checks, in its order: every one that
+    fails, as {'check', 'reason', 'message'} with an actionable sentence.
+
+    reason is the SevError reason the reference tool exits with for it:
+    'config' (4), 'insecure' (3, only when ``secure``) or 'unsupported' (2).
+    """
+    problems = []
+
+    def add(check, error, message):
+        problems.append({'check': check, 'reason': error.reason, 'message': message})
+
+    if config['sev_count'] != 1:
+        add('launch_security', IncorrectConfig,
+            'the domain is not configured with SEV launch security: add <launchSecurity type="sev"> '
+            'with a policy to its XML')
+    if config['dh_cert_count'] != 1:
+        add('dh_cert', IncorrectConfig,
+            'the domain has no guest owner certificate: add <dhCert> (the GODH from sev_session) to '
+            '<launchSecurity>, or the launch is keyed with zero keys that anyone can forge')
+    if config['session_count'] != 1:
+        add('session', IncorrectConfig,
+            'the domain has no launch session: add <session> (the session blob from sev_session) to '
+            '<launchSecurity>, or the TIK/TEK are zeros that anyone knows')
+    if config['nvram_count'] and secure:
+        add('nvram', InsecureUsage,
+            'the firmware has NVRAM (<nvram>), which is not measured and can be altered by the host: '
+            'use a stateless firmware build for SEV guests')
+    if config['loader_count'] != 1:
+        add('loader', IncorrectConfig,
+            'the domain must have exactly one firmware <loader>, it has %d' % config['loader_count'])
+    if not config['kernel_hashes']:
+        if kernel_given:
+            add('kernel_hashes', UnsupportedUsage,
+                'a kernel was given for validation but the domain does not measure it: set '
+                'kernelHashes="yes" on <launchSecurity>, or do not pass kernel/initrd/cmdline')
+        if config['direct_boot_count'] and secure:
+            add('unmeasured_direct_boot', InsecureUsage,
+                'the domain boots a kernel directly without measuring it: set kernelHashes="yes" on '
+                '<launchSecurity>, otherwise the host can swap kernel, initrd or cmdline')
+    elif not config['direct_boot_count']:
+        add('kernel_hashes', IncorrectConfig,
+            'kernelHashes="yes" is set but the domain has no <kernel>/<initrd>/<cmdline>: remove the '
+            'attribute or configure the direct boot')
+    return problems

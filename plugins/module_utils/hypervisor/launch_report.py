@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side: turn what the host returned into checked, typed data.
+
+The host is not trusted: every value it sent is type- and range-checked
+before use, and anything unexpected is an error naming the field, never a
+crash and never silently accepted.
+"""
+
+from __future__ import annotations
+
+from ..sev.errors import UnsupportedUsage
+from . import domain_config
+
+_MISSING = object()
+
+
+def _field(data, key, types, where, required=True):
+    value = data.get(key, _MISSING) if isinstance(data, dict) else _MISSING
+    if value is _MISSING or value is None:
+        if required:
+            raise UnsupportedUsage('%s: %s is missing' % (where, key))
+        return None
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        raise UnsupportedUsage('%s: %s has type %s, expected %s'
+                               % (where, key, type(value).__name__, '/'.join(t.__name__ for t in types)))
+    return value
+
+
+def _ranged(data, key, where, limit, required=True):
+    value = _field(data, key, (int,), where, required)
+    if value is not None and not 0 <= value <= limit:
+        raise UnsupportedUsage('%s: %s = %d is outside 0..%d' % (where, key, value, limit))
+    return value
+
+
+def launch_security(raw, where='launch security info'):
+    """The SEV launch state from virDomainGetLaunchSecurityInfo, or None when
+    the host reported none (not an SEV domain, or not running)."""
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, dict):
+        raise UnsupportedUsage('%s is not a mapping' % where)
+    if 'sev-api-major' not in raw:
+        raise UnsupportedUsage("%s: 'sev-api-major' not reported (libvirt too old, or not an SEV guest)" % where)
+    return {
+        'measurement': _field(raw, 'sev-measurement', (str,), where),
+        'api_major': _ranged(raw, 'sev-api-major', where, 0xff),
+        'api_minor': _ranged(raw, 'sev-api-minor', where, 0xff),
+        'build_id': _ranged(raw, 'sev-build-id', where, 0xff),
+        'policy': _ranged(raw, 'sev-policy', where, 0xffffffff),
+    }
+
+
+def node_sev(raw, where='node SEV info'):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise UnsupportedUsage('%s is not a mapping' % where)
+    text = dict((key, _field(raw, key, (str,), where, required=False)) for key in ('pdh', 'cert-chain', 'cpu0-id'))
+    numbers = dict((key.replace('-', '_'), _ranged(raw, key, where, 0xffffffff, required=False))
+                   for key in ('cbitpos', 'reduced-phys-bits', 'max-guests', 'max-es-guests'))
+    numbers.update(pdh=text['pdh'], cert_chain=text['cert-chain'], cpu0_id=text['cpu0-id'])
+    return numbers
+
+
+def from_host_report(raw):
+    """sev_launch_info's result, built on the controller from the module's raw report."""
+    where = 'host report'
+    if not isinstance(raw, dict):
+        raise UnsupportedUsage('%s is not a mapping' % where)
+    domain = _field(raw, 'domain', (dict,), where)
+    state = _field(raw, 'state', (dict,), where)
+    domain_xml = _field(raw, 'domain_xml', (str,), where)
+    capabilities_xml = _field(raw, 'capabilities_xml', (str,), where)
+    config = domain_config.launch_config(domain_xml)
+    launch = launch_security(raw.get('launch_security'))
+    info = {
+        'hostname': _field(raw, 'hostname', (str,), where),
+        'domain': {'name': _field(domain, 'name', (str,), 'domain'),
+                   'uuid': _field(domain, 'uuid', (str,), 'domain'),
+                   'id': _field(domain, 'id', (int,), 'domain')},
+        'state': _field(state, 'state_name', (str,), 'state'),
+        'state_code': _ranged(state, 'state', 'state', 0xff),
+        'state_reason': _field(state, 'reason_name', (str,), 'state'),
+        'state_reason_code': _ranged(state, 'reason', 'state', 0xffff),
+        'active': _field(state, 'active', (bool,), 'state'),
+        'vcpus': _ranged(state, 'vcpus', 'state', 0xffff),
+        'launch_security': launch,
+        'config': config,
+        'host_cpu_signature': None,
+        'node_sev': node_sev(raw.get('node_sev')),
+        'domain_xml': domain_xml,
+    }
+    signature = domain_config.host_cpu_signature(capabilities_xml)
+    if signature is not None:
+        info['host_cpu_signature'] = dict(zip(('family', 'model', 'stepping'), signature))
+    info['paused'] = info['state'] == 'paused'
+    if launch is not None:
+        info.update(launch)
+    info['config_problems'] = domain_config.config_problems(config)
+    return info
+
+
+def check_launch_info(info):
+    """Re-check a registered sev_launch_info result before validation uses it
+    (it travelled through variables and may have been edited)."""
+    where = 'launch_info'
+    if not isinstance(info, dict):
+        raise UnsupportedUsage('%s must be the registered result of sev_launch_info' % where)
+    checked = {
+        'hostname': _field(info, 'hostname', (str,), where),
+        'active': _field(info, 'active', (bool,), where),
+        'state': _field(info, 'state', (str,), where),
+        'vcpus': _ranged(info, 'vcpus', where, 0xffff),
+        'domain_xml': _field(info, 'domain_xml', (str,), where),
+        'launch_security': None,
+        'host_cpu_signature': None,
+    }
+    checked['config'] = domain_config.launch_config(checked['domain_xml'])
+    launch = info.get('launch_security')
+    if launch is not None:
+        checked['launch_security'] = {
+            'measurement': _field(launch, 'measurement', (str,), where + '.launch_security'),
+            'api_major': _ranged(launch, 'api_major', where + '.launch_security', 0xff),
+            'api_minor': _ranged(launch, 'api_minor', where + '.launch_security', 0xff),
+            'build_id': _ranged(launch, 'build_id', where + '.launch_security', 0xff),
+            'policy': _ranged(launch, 'policy', where + '.launch_security', 0xffffffff),
+        }
+    signature = info.get('host_cpu_signature')
+    if signature is not None:
+        checked['host_cpu_signature'] = dict(
+            (key, _ranged(signature, key, where + '.host_cpu_signature', 0xfff))
+            for key in ('family', 'model', 'stepping'))
+    return checked
