@@ -85,7 +85,7 @@ class ActionModule(ActionBase):
     @staticmethod
     def _fetch_report(uri, domain):
         """The host's report, fetched from the controller over ``uri``."""
-        conn = connection.open_connection(uri, read_only=True)
+        conn = connection.open_connection(uri)
         try:
             return connection.gather_launch_report(conn, connection.lookup_domain(conn, domain))
         finally:

@@ -48,32 +48,36 @@ options:
     description:
       - The launch measurement the platform reported, base64 of 48 bytes (MEASURE then MNONCE), as
         C(virsh domlaunchsecinfo) shows C(sev-measurement).
+      - Required unless O(launch_info) or O(domain) supplies it; given with them, it overrides the host.
     type: str
-    required: true
   api_major:
-    description: The platform firmware's API major version, as reported (C(sev-api-major)).
+    description:
+      - The platform firmware's API major version, as reported (C(sev-api-major)).
+      - Required unless O(launch_info) or O(domain) supplies it.
     type: int
-    required: true
   api_minor:
-    description: The platform firmware's API minor version, as reported (C(sev-api-minor)).
+    description:
+      - The platform firmware's API minor version, as reported (C(sev-api-minor)).
+      - Required unless O(launch_info) or O(domain) supplies it.
     type: int
-    required: true
   build_id:
-    description: The platform firmware's build id, as reported (C(sev-build-id)).
+    description:
+      - The platform firmware's build id, as reported (C(sev-build-id)).
+      - Required unless O(launch_info) or O(domain) supplies it.
     type: int
-    required: true
   policy:
     description:
       - The guest policy, a 32-bit value (C(sev-policy)). Bit 2 (C(0x4)) means SEV-ES.
       - Reserved bits 6 to 15 are refused, since firmware never launches a guest with them.
+      - Required unless O(launch_info) or O(domain) supplies it.
     type: int
-    required: true
   firmware:
     description:
       - Path on the controller to the firmware image the guest boots, exactly as loaded (for split OVMF
         builds the C(OVMF_CODE*.fd) file, never the VARS file).
+      - Required offline. From a domain, the loader path in its XML is used only with O(insecure) and a local
+        connection (a path on a remote host says nothing about this controller's files).
     type: path
-    required: true
   kernel:
     description:
       - Path on the controller to the kernel of a measured direct boot (libvirt C(kernelHashes='yes')).
@@ -176,9 +180,39 @@ options:
   insecure:
     description:
       - Accept an all-zero TIK (a launch without a session, which anyone can forge) and an all-zero TEK.
+      - From a domain, also accept a local connection, a domain that is not paused, NVRAM or unmeasured direct
+        boot, and take firmware, kernel, initrd, cmdline, vCPU count and CPU SKU from what the host reports.
+    type: bool
+    default: false
+  launch_info:
+    description:
+      - The registered result of M(confidential.sev.sev_launch_info), to validate straight from a domain.
+        Every value in it is checked again before use. Mutually exclusive with O(domain) and O(uri).
+    type: dict
+  domain:
+    description:
+      - A domain (name, UUID or ID) to read the launch state from, over O(uri), from the controller.
+        Needs libvirt-python on the controller.
+    type: str
+  uri:
+    description:
+      - The libvirt URI to reach O(domain) from the controller, for example C(qemu+ssh://root@hv1/system).
+      - A connection to the controller itself is refused unless O(insecure). Like C(virt-qemu-sev-validate),
+        local means that the host reports the controller's own hostname, so loopback URIs are local. This
+        guards against misuse, not against a lying host, which can report any hostname.
+    type: str
+  ignore_config:
+    description:
+      - From a domain, do not fail on the configuration problems that
+        RV(confidential.sev.sev_launch_info#module:config_problems) lists (no SEV launch security, no
+        C(dhCert) or C(session), not one loader, C(kernelHashes) inconsistent, NVRAM, unmeasured direct boot).
     type: bool
     default: false
 notes:
+  - From a domain the order of checks is C(virt-qemu-sev-validate)'s, a local connection (V(insecure), 3), a domain
+    not running or not paused (V(state), 5), configuration problems (V(config), 4, or V(insecure), 3), then inputs
+    taken from the host only with O(insecure). libvirt cannot tell whether a paused domain ever ran; the state
+    V(paused) is what is checked.
   - The measured files are read on the controller; relative paths are searched like other file options
     (a role's C(files/), then the playbook directory).
   - On a mismatch no computed measurement is returned (it would be a MAC over a nonce the host chose, an oracle
@@ -225,6 +259,22 @@ EXAMPLES = r"""
     initrd: boot/initrd.img
     cmdline_b64: "{{ 'console=ttyS0 root=/dev/vda1' | b64encode }}"
     tk: keys/guest2.tk
+
+- name: Read the launch state on the hypervisor
+  confidential.sev.sev_launch_info:
+    domain: guest3
+  register: launch
+
+- name: Validate from it, with the trusted files on the controller
+  confidential.sev.sev_measurement_validate:
+    launch_info: "{{ launch }}"
+    firmware: firmware/OVMF_CODE.fd
+    num_cpus: 2
+    cpu_family: 25
+    cpu_model: 1
+    cpu_stepping: 1
+    tik: keys/guest3.tik
+    tek: keys/guest3.tek
 """
 
 RETURN = r"""
@@ -291,6 +341,11 @@ secret_files:
   description: The header and payload paths written (or that would be, in check mode).
   type: dict
   returned: when files are written
+notes:
+  description: From a domain, which inputs came from the host and which explicit options overrode it.
+  type: list
+  elements: str
+  returned: when validating from a domain
 warnings:
   description: Things worth knowing that did not stop the validation.
   type: list

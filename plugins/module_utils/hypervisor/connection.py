@@ -76,6 +76,14 @@ def failure_from(exc, call, subject):
     return LibvirtFailure('%s: %s failed: %s' % (subject, call, words), kind=kind, code=code, call=call)
 
 
+def failure_result(exc):
+    """A failed-task result for a SevError (LibvirtFailure adds kind, code, call)."""
+    result = {'failed': True, 'msg': str(exc), 'reason': exc.reason, 'rc': exc.rc}
+    if isinstance(exc, LibvirtFailure):
+        result.update(error_kind=exc.kind, libvirt_code=exc.code, libvirt_call=exc.call)
+    return result
+
+
 def require_libvirt():
     if not HAS_LIBVIRT:
         raise UnsupportedUsage('the libvirt Python bindings (libvirt-python) are not installed')

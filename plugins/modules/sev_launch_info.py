@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sev_launch_info
+short_description: Read an SEV guest's launch state and configuration from libvirt
+version_added: 0.1.0
+description:
+  - Reads what the hypervisor host reports about an AMD SEV / SEV-ES domain, read-only, C(changed) is always false.
+    The launch measurement, firmware API version, build id and policy come from C(virDomainGetLaunchSecurityInfo);
+    the domain state and reason; the launch configuration from the domain XML; the host's hostname and CPU signature
+    from its capabilities; on request the node's SEV capabilities (C(virNodeGetSEVInfo)).
+  - The host is not trusted. The module on the host only collects raw data; its action plugin parses the XML on the
+    controller (lxml, no entity expansion, no network, size-bounded) and type-checks every value before returning it.
+  - RV(config_problems) lists each of C(virt-qemu-sev-validate)'s configuration checks that fails, with a sentence
+    to act on.
+  - Register the result and pass it to M(confidential.sev.sev_measurement_validate) as O(confidential.sev.sev_measurement_validate#module:launch_info).
+author:
+  - confidential.sev developers (@confidential-sev)
+extends_documentation_fragment:
+  - action_common_attributes
+  - action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - libvirt-python (on the host that runs the module)
+  - lxml (on the controller)
+options:
+  domain:
+    description: The domain's name, UUID or ID.
+    type: str
+    required: true
+  uri:
+    description:
+      - The libvirt connection URI, as seen from the host that runs the module.
+    type: str
+    default: qemu:///system
+  node_sev_info:
+    description:
+      - Also return the node's SEV capabilities (PDH, certificate chain, C(cpu0-id), C(cbitpos),
+        C(reduced-phys-bits), maximum guests) in RV(node_sev). Fails on a host without SEV.
+    type: bool
+    default: false
+notes:
+  - libvirt cannot tell a domain started paused and never resumed from one paused later; RV(paused) is the state only.
+seealso:
+  - module: confidential.sev.sev_measurement_validate
+  - module: confidential.sev.sev_domain
+"""
+
+EXAMPLES = r"""
+- name: Read the launch state of a guest started paused
+  confidential.sev.sev_launch_info:
+    domain: guest1
+  register: launch
+
+- name: Also read the platform's SEV certificates (for sev_session)
+  confidential.sev.sev_launch_info:
+    domain: guest1
+    node_sev_info: true
+  register: launch
+"""
+
+RETURN = r"""
+measurement:
+  description: The launch measurement, base64 of 48 bytes.
+  type: str
+  returned: when the domain is running with SEV
+api_major:
+  description: Platform firmware API major version.
+  type: int
+  returned: when the domain is running with SEV
+api_minor:
+  description: Platform firmware API minor version.
+  type: int
+  returned: when the domain is running with SEV
+build_id:
+  description: Platform firmware build id.
+  type: int
+  returned: when the domain is running with SEV
+policy:
+  description: The guest policy as the host reports it.
+  type: int
+  returned: when the domain is running with SEV
+launch_security:
+  description: The five values above, or null when the host reported none.
+  type: dict
+  returned: always
+state:
+  description: Domain state, for example V(paused), V(running), V(shutoff).
+  type: str
+  returned: always
+state_reason:
+  description: Why it is in that state, for example V(user) for a domain started paused.
+  type: str
+  returned: always
+paused:
+  description: Whether the domain is paused.
+  type: bool
+  returned: always
+active:
+  description: Whether the domain is running (paused or not).
+  type: bool
+  returned: always
+vcpus:
+  description: Number of vCPUs the domain runs with.
+  type: int
+  returned: always
+hostname:
+  description: The host's hostname as libvirt reports it (used to tell local from remote).
+  type: str
+  returned: always
+domain:
+  description: The domain's C(name), C(uuid) and C(id).
+  type: dict
+  returned: always
+config:
+  description:
+    - The launch configuration from the domain XML, C(launch_security_type), C(policy), C(kernel_hashes),
+      C(has_dh_cert), C(has_session), C(loader), C(loader_type), C(loader_readonly), C(nvram), C(kernel),
+      C(initrd), C(cmdline), C(vcpus_max), C(vcpus_current), C(cpu_mode), C(cpu_model), and counts.
+  type: dict
+  returned: always
+host_cpu_signature:
+  description: The host CPU's C(family), C(model) and C(stepping) from its capabilities, or null.
+  type: dict
+  returned: always
+node_sev:
+  description: The node's SEV capabilities, C(pdh), C(cert_chain), C(cpu0_id), C(cbitpos), C(reduced_phys_bits),
+    C(max_guests), C(max_es_guests).
+  type: dict
+  returned: when O(node_sev_info=true)
+config_problems:
+  description: Each failed configuration check, as C(check), C(reason) and C(message).
+  type: list
+  elements: dict
+  returned: always
+domain_xml:
+  description: The domain XML the host returned, for diagnosis.
+  type: str
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
+from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            domain=dict(type='str', required=True),
+            uri=dict(type='str', default=connection.DEFAULT_URI),
+            node_sev_info=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    if not connection.HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib('libvirt-python'), reason='unsupported', rc=2)
+    try:
+        conn = connection.open_connection(module.params['uri'])
+        try:
+            dom = connection.lookup_domain(conn, module.params['domain'])
+            report = connection.gather_launch_report(conn, dom, node_sev=module.params['node_sev_info'])
+        finally:
+            conn.close()
+    except SevError as exc:
+        module.fail_json(**connection.failure_result(exc))
+    # Raw data only: the action plugin parses and checks it on the controller.
+    module.exit_json(changed=False, report=report)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,166 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to confidential.sev
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sev_secret_inject
+short_description: Inject a validated LAUNCH_SECRET packet into a paused SEV guest
+version_added: 0.1.0
+description:
+  - Passes the header and payload that M(confidential.sev.sev_measurement_validate) built to
+    C(virDomainSetLaunchSecurityState), which has the platform check the packet's MAC and decrypt the secret
+    into guest memory. Optionally resumes the domain afterwards.
+  - It takes only the encrypted packet, never TIK, TEK or plaintext. The packet is bound to one launch's
+    measurement; firmware refuses it for any other launch.
+  - Refuses a domain that is not paused (secrets can only be injected before the guest first runs).
+  - Always reports C(changed) when it injects. Injection cannot be observed from outside the guest, and repeating
+    it with the same packet is accepted by firmware, so there is no state to compare with.
+author:
+  - confidential.sev developers (@confidential-sev)
+extends_documentation_fragment:
+  - action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Checks the packet's form and the domain's state, injects nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - libvirt-python (on the host that runs the module)
+options:
+  domain:
+    description: The domain's name, UUID or ID.
+    type: str
+    required: true
+  uri:
+    description: The libvirt connection URI, as seen from the host that runs the module.
+    type: str
+    default: qemu:///system
+  header:
+    description: The packet header, base64 of 52 bytes (RV(confidential.sev.sev_measurement_validate#module:secret_header)).
+    type: str
+    required: true
+  payload:
+    description: The encrypted secret table, base64 (RV(confidential.sev.sev_measurement_validate#module:secret_payload)).
+    type: str
+    required: true
+  address:
+    description:
+      - Guest physical address to inject at. Needed when the firmware has no SEV secret area
+        (RV(confidential.sev.sev_measurement_validate#module:firmware.secret_area) is null); by default QEMU uses
+        the secret area from the firmware's footer table.
+    type: int
+  resume:
+    description: Resume the domain after a successful injection.
+    type: bool
+    default: false
+seealso:
+  - module: confidential.sev.sev_measurement_validate
+  - module: confidential.sev.sev_domain
+"""
+
+EXAMPLES = r"""
+- name: Inject the LUKS key and let the guest run
+  confidential.sev.sev_secret_inject:
+    domain: guest1
+    header: "{{ attestation.secret_header }}"
+    payload: "{{ attestation.secret_payload }}"
+    resume: true
+"""
+
+RETURN = r"""
+injected:
+  description: Whether the packet was injected (false in check mode).
+  type: bool
+  returned: success
+resumed:
+  description: Whether the domain was resumed.
+  type: bool
+  returned: success
+state:
+  description: The domain state afterwards.
+  type: str
+  returned: success
+"""
+
+import base64
+import binascii
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
+from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import InvalidState, SevError, UnsupportedUsage
+
+HEADER_SIZE = 52
+
+
+def decode(name, text):
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise UnsupportedUsage('%s is not valid base64' % name)
+
+
+def check_packet(header, payload):
+    """The packet's form; its MAC can only be checked by the platform."""
+    raw_header = decode('header', header)
+    if len(raw_header) != HEADER_SIZE:
+        raise UnsupportedUsage('header must decode to %d bytes, got %d' % (HEADER_SIZE, len(raw_header)))
+    if raw_header[:4] != b'\0\0\0\0':
+        raise UnsupportedUsage('header flags must be 0')
+    raw_payload = decode('payload', payload)
+    if not raw_payload or len(raw_payload) % 16:
+        raise UnsupportedUsage('payload must be a non-empty multiple of 16 bytes, got %d' % len(raw_payload))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            domain=dict(type='str', required=True),
+            uri=dict(type='str', default=connection.DEFAULT_URI),
+            header=dict(type='str', required=True, no_log=True),
+            payload=dict(type='str', required=True, no_log=True),
+            address=dict(type='int'),
+            resume=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not connection.HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib('libvirt-python'), reason='unsupported', rc=2)
+    try:
+        check_packet(params['header'], params['payload'])
+        if params['address'] is not None and not 0 <= params['address'] < 1 << 64:
+            raise UnsupportedUsage('address must be a 64-bit guest physical address')
+        conn = connection.open_connection(params['uri'])
+        try:
+            dom = connection.lookup_domain(conn, params['domain'])
+            subject = "domain '%s'" % dom.name()
+            state = connection.domain_state(dom, subject)
+            if state['state'] != connection.PAUSED:
+                raise InvalidState('%s is %s, not paused: a secret can only be injected before the guest '
+                                   'first runs' % (subject, state['state_name']))
+            if module.check_mode:
+                module.exit_json(changed=True, injected=False, resumed=False, state=state['state_name'])
+            launch_params = {'sev-secret-header': params['header'], 'sev-secret': params['payload']}
+            if params['address'] is not None:
+                launch_params['sev-secret-set-address'] = params['address']
+            connection.call(subject, 'virDomainSetLaunchSecurityState', dom.setLaunchSecurityState,
+                            launch_params, 0)
+            if params['resume']:
+                connection.call(subject, 'virDomainResume', dom.resume)
+            state = connection.domain_state(dom, subject)
+        finally:
+            conn.close()
+    except SevError as exc:
+        module.fail_json(**connection.failure_result(exc))
+    module.exit_json(changed=True, injected=True, resumed=params['resume'], state=state['state_name'])
+
+
+if __name__ == '__main__':
+    main()
