@@ -34,35 +34,48 @@ class LaunchDigest:
         return self.digest.hex()
 
 
-def compute_launch_digest(firmware, kernel=None, initrd=None, cmdline=None,
-                          vmsa_cpu0=None, vmsa_cpu1=None, num_cpus=0):
-    """Compute the launch digest.
+class MeasuredFiles:
+    """The large files, each hashed once: the digest state after the firmware
+    (to continue with any table and VMSAs), and the kernel/initrd digests."""
 
-    firmware, kernel, initrd: paths (kernel None = no measured direct boot;
-    initrd None with a kernel = no initrd).  cmdline: bytes or None.
-    vmsa_cpu0 / vmsa_cpu1: 4096-byte pages for SEV-ES (cpu0 None = plain SEV);
-    num_cpus counts every vCPU, so cpu1's page is measured num_cpus-1 times.
-    """
+    def __init__(self, firmware_state, kernel_digest, initrd_digest, sizes):
+        self.firmware_state = firmware_state
+        self.kernel_digest = kernel_digest
+        self.initrd_digest = initrd_digest
+        self.sizes = sizes
+
+
+def hash_measured_files(firmware, kernel=None, initrd=None):
+    """Stream firmware, kernel and initrd (paths) concurrently, once."""
     launch = hashlib.sha256()
     jobs = {'firmware': (firmware, launch)}
     file_hashers = {}
-    if kernel is not None:
-        file_hashers['kernel'] = hashlib.sha256()
-        jobs['kernel'] = (kernel, file_hashers['kernel'])
-        if initrd is not None:
-            file_hashers['initrd'] = hashlib.sha256()
-            jobs['initrd'] = (initrd, file_hashers['initrd'])
+    for name, path in (('kernel', kernel), ('initrd', initrd if kernel is not None else None)):
+        if path is not None:
+            file_hashers[name] = hashlib.sha256()
+            jobs[name] = (path, file_hashers[name])
     sizes = hash_files(jobs)
+    digests = dict((name, hasher.digest()) for name, hasher in file_hashers.items())
+    initrd_digest = digests.get('initrd', kernel_hashes.EMPTY_INITRD_DIGEST) if kernel is not None else None
+    return MeasuredFiles(launch, digests.get('kernel'), initrd_digest, sizes)
 
+
+def assemble_launch_digest(files, cmdline=None, vmsa_cpu0=None, vmsa_cpu1=None, num_cpus=0,
+                           hash_table=True, initrd_digest=None):
+    """The launch digest from hashed files plus the small parts.
+
+    hash_table=False leaves the kernel hashes table out (a launch without
+    kernel-hashes); initrd_digest overrides the initrd's.  Both serve the
+    mismatch diagnosis, which tries alternatives without re-reading files.
+    """
+    launch = files.firmware_state.copy()
     components = {'firmware': launch.copy().hexdigest()}
-    if kernel is not None:
-        kernel_digest = file_hashers['kernel'].digest()
-        initrd_digest = (file_hashers['initrd'].digest() if initrd is not None
-                         else kernel_hashes.EMPTY_INITRD_DIGEST)
+    if files.kernel_digest is not None and hash_table:
+        initrd = initrd_digest if initrd_digest is not None else files.initrd_digest
         cmdline_digest = kernel_hashes.cmdline_digest(cmdline)
-        table = kernel_hashes.build_hash_table(cmdline_digest, initrd_digest, kernel_digest)
+        table = kernel_hashes.build_hash_table(cmdline_digest, initrd, files.kernel_digest)
         launch.update(table)
-        components.update(kernel=kernel_digest.hex(), initrd=initrd_digest.hex(),
+        components.update(kernel=files.kernel_digest.hex(), initrd=initrd.hex(),
                           cmdline=cmdline_digest.hex(),
                           hash_table=hashlib.sha256(table).hexdigest())
 
@@ -77,4 +90,17 @@ def compute_launch_digest(firmware, kernel=None, initrd=None, cmdline=None,
         components['vmsa_cpu0'] = hashlib.sha256(vmsa_cpu0).hexdigest()
         if num_cpus > 1:
             components['vmsa_cpu1'] = hashlib.sha256(vmsa_cpu1).hexdigest()
-    return LaunchDigest(launch.digest(), components, sizes)
+    return LaunchDigest(launch.digest(), components, files.sizes)
+
+
+def compute_launch_digest(firmware, kernel=None, initrd=None, cmdline=None,
+                          vmsa_cpu0=None, vmsa_cpu1=None, num_cpus=0):
+    """Compute the launch digest.
+
+    firmware, kernel, initrd: paths (kernel None = no measured direct boot;
+    initrd None with a kernel = no initrd).  cmdline: bytes or None.
+    vmsa_cpu0 / vmsa_cpu1: 4096-byte pages for SEV-ES (cpu0 None = plain SEV);
+    num_cpus counts every vCPU, so cpu1's page is measured num_cpus-1 times.
+    """
+    return assemble_launch_digest(hash_measured_files(firmware, kernel, initrd), cmdline,
+                                  vmsa_cpu0, vmsa_cpu1, num_cpus)
