@@ -38,6 +38,7 @@ ARGUMENT_SPEC = dict(
     cpu_model=dict(type='int'),
     cpu_stepping=dict(type='int'),
     vmsa_variant=dict(type='str', default=DEFAULT_VARIANT, choices=sorted(VARIANTS)),
+    vmsa_sev_features=dict(type='int', default=0),
     tik=dict(type='path', no_log=True),
     tek=dict(type='path', no_log=True),
     tk=dict(type='path', no_log=True),
@@ -56,6 +57,8 @@ ARGUMENT_SPEC = dict(
     uri=dict(type='str'),
     domain=dict(type='str'),
     ignore_config=dict(type='bool', default=False),
+    diagnose=dict(type='bool', default=True),
+    diagnose_firmware=dict(type='list', elements='path', default=[]),
 )
 
 # Without a domain, the reported launch state and the firmware must be given.
@@ -111,9 +114,11 @@ def build_request(params, read_file):
         vmsa_cpu0=small('vmsa_cpu0'), vmsa_cpu1=small('vmsa_cpu1'),
         cpu_family=params.get('cpu_family'), cpu_model=params.get('cpu_model'),
         cpu_stepping=params.get('cpu_stepping'), vmsa_variant=params.get('vmsa_variant') or DEFAULT_VARIANT,
+        sev_features=params.get('vmsa_sev_features') or 0,
         secrets=secrets, require_policy=params.get('require_policy') or [],
         min_api_version=params.get('min_api_version'), min_build_id=params.get('min_build_id'),
-        insecure=params['insecure'])
+        insecure=params['insecure'], diagnose=params.get('diagnose', True),
+        diagnose_firmware=params.get('diagnose_firmware') or [])
 
 
 FAILURE_HINTS = {
@@ -162,16 +167,24 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
             for name in ('firmware', 'kernel', 'initrd'):
                 if params.get(name) is not None:
                     params[name] = resolve_path(params[name], name)
+            params['diagnose_firmware'] = [resolve_path(path, 'diagnose_firmware[%d]' % index)
+                                           for index, path in enumerate(params.get('diagnose_firmware') or [])]
         result = validate(build_request(params, read_file)).as_dict()
     except errors.SevError as exc:
         return failure(exc.reason, str(exc))
     if notes:
         result['notes'] = notes
-    for key in ('computed_measurement', 'secret_header', 'secret_payload'):
+    for key in ('computed_measurement', 'secret_header', 'secret_payload', 'diagnosis'):
         if result.get(key) is None:
             result.pop(key, None)
     if not result['valid']:
         # No computed MEASURE on a mismatch (as_dict never holds one): it
         # would be a MAC over a host-chosen nonce.  Digests only.
-        result.update(failed=True, msg=FAILURE_HINTS['mismatch'])
+        message = FAILURE_HINTS['mismatch']
+        diagnosis = result.get('diagnosis')
+        if diagnosis and diagnosis['matches']:
+            message = 'the measurement does not match. Diagnosis: %s' % diagnosis['summary']
+        elif diagnosis:
+            message += ' (the diagnosis tried %d single changes; none matched)' % len(diagnosis['tried'])
+        result.update(failed=True, msg=message)
     return result

@@ -126,6 +126,12 @@ options:
     type: str
     default: legacy
     choices: [init2, legacy]
+  vmsa_sev_features:
+    description:
+      - The SEV features field (offset C(0x3b0)) of VMSAs built from the CPU SKU, for example C(0x20) (DebugSwap)
+        on hosts where kvm_amd's C(debug_swap) parameter is on with the legacy interface, or when QEMU requests it.
+    type: int
+    default: 0
   tik:
     description: Path to the 16-byte transport integrity key (TIK) file. May be vault-encrypted.
     type: path
@@ -184,6 +190,19 @@ options:
         boot, and take firmware, kernel, initrd, cmdline, vCPU count and CPU SKU from what the host reports.
     type: bool
     default: false
+  diagnose:
+    description:
+      - On a mismatch, recompute under the common mistakes (TIK and TEK swapped, kernel hashes off, initrd missing,
+        cmdline whitespace, vCPU count off by up to 4, another CPU SKU, another VMSA variant or DebugSwap, plain SEV
+        instead of SEV-ES, another firmware from O(diagnose_firmware)) and say which single change would have
+        matched, in RV(diagnosis). Advice only, the task still fails, and no MAC is ever shown.
+    type: bool
+    default: true
+  diagnose_firmware:
+    description: Other firmware builds (paths on the controller) the diagnosis should try, each read once.
+    type: list
+    elements: path
+    default: []
   launch_info:
     description:
       - The registered result of M(confidential.sev.sev_launch_info), to validate straight from a domain.
@@ -341,6 +360,12 @@ secret_files:
   description: The header and payload paths written (or that would be, in check mode).
   type: dict
   returned: when files are written
+diagnosis:
+  description:
+    - On a mismatch with O(diagnose), C(matches) (each a C(change) and its C(advice)), C(tried) (the names of
+      every change tried) and a C(summary) sentence.
+  type: dict
+  returned: on a mismatch, with O(diagnose)
 notes:
   description: From a domain, which inputs came from the host and which explicit options overrode it.
   type: list

@@ -16,7 +16,8 @@ import base64
 
 from . import kernel_hashes, policy as policy_mod
 from .errors import FirmwareFormatError, UnsupportedUsage
-from .launch_digest import compute_launch_digest
+from .diagnosis import LaunchContext, diagnose
+from .launch_digest import assemble_launch_digest, hash_measured_files
 from .measurement import MEASURE_SIZE, decode_measurement, measurement_matches
 from .ovmf import read_footer
 from .secrets import SecretTable, build_secret_packet
@@ -36,7 +37,7 @@ class ValidationRequest:
                  vmsa_cpu0=None, vmsa_cpu1=None, cpu_family=None, cpu_model=None,
                  cpu_stepping=None, vmsa_variant=DEFAULT_VARIANT, sev_features=0,
                  secrets=(), require_policy=(), min_api_version=None, min_build_id=None,
-                 insecure=False):
+                 insecure=False, diagnose=True, diagnose_firmware=()):
         self.measurement = measurement
         self.api_major = api_major
         self.api_minor = api_minor
@@ -61,11 +62,14 @@ class ValidationRequest:
         self.min_api_version = min_api_version
         self.min_build_id = min_build_id
         self.insecure = insecure
+        # On a mismatch: try the common mistakes (and these other firmware builds).
+        self.diagnose = diagnose
+        self.diagnose_firmware = list(diagnose_firmware)
 
 
 class ValidationResult:
     def __init__(self, valid, launch_digest, policy, firmware, computed_measurement=None,
-                 secret_header=None, secret_payload=None, secret_guids=(), warnings=()):
+                 secret_header=None, secret_payload=None, secret_guids=(), warnings=(), diagnosis=None):
         self.valid = valid
         self.reason = 'ok' if valid else 'mismatch'
         self.rc = 0 if valid else 1
@@ -77,6 +81,7 @@ class ValidationResult:
         self.secret_payload = secret_payload
         self.secret_guids = list(secret_guids)
         self.warnings = list(warnings)
+        self.diagnosis = diagnosis
 
     def as_dict(self):
         """JSON-friendly; base64 for binary values.  Holds no key or plaintext."""
@@ -96,6 +101,7 @@ class ValidationResult:
             'secret_payload': b64(self.secret_payload),
             'secret_guids': self.secret_guids,
             'warnings': self.warnings,
+            'diagnosis': self.diagnosis,
         }
 
 
@@ -183,14 +189,18 @@ def validate(request):
             warnings.append('num_cpus is ignored: a plain SEV measurement does not cover vCPUs')
 
     # 3. The verdict.
-    digest = compute_launch_digest(request.firmware, request.kernel, request.initrd, request.cmdline,
-                                   vmsa_cpu0, vmsa_cpu1, num_cpus)
+    files = hash_measured_files(request.firmware, request.kernel, request.initrd)
+    digest = assemble_launch_digest(files, request.cmdline, vmsa_cpu0, vmsa_cpu1, num_cpus)
     matches, computed = measurement_matches(request.keys.tik, blob, request.api_major,
                                             request.api_minor, request.build_id, policy.value,
                                             digest.digest)
     firmware = footer.describe()
     if not matches:
-        return ValidationResult(False, digest, policy, firmware, warnings=warnings)
+        diagnosis = None
+        if request.diagnose:
+            context = LaunchContext(request, blob, policy, files, footer, vmsa_cpu0, vmsa_cpu1, num_cpus)
+            diagnosis = diagnose(context, request.diagnose_firmware)
+        return ValidationResult(False, digest, policy, firmware, warnings=warnings, diagnosis=diagnosis)
 
     # 4. Only now are policy, API version and build id authenticated.
     policy_mod.check_requirements(policy, request.api_major, request.api_minor, request.build_id,

@@ -145,8 +145,8 @@ def make(firmware, digest=None, policy=0, api=(0, 24), build_id=15, tik=TIK, tek
 def no_hashing(monkeypatch):
     """Usage errors must be found before any large file is hashed."""
     def explode(*args, **kwargs):
-        raise AssertionError('compute_launch_digest called before the inputs were checked')
-    monkeypatch.setattr(validation, 'compute_launch_digest', explode)
+        raise AssertionError('hash_measured_files called before the inputs were checked')
+    monkeypatch.setattr(validation, 'hash_measured_files', explode)
 
 
 # ---- verdicts ----------------------------------------------------------------------
