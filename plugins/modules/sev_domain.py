@@ -84,9 +84,9 @@ PAUSED = 'paused'
 SHUTOFF = 'shutoff'
 
 
-def plan(wanted, current, subject):
-    """(libvirt call name, target state) to go from ``current`` to ``wanted``, or None."""
-    active = current not in (SHUTOFF, 'shutdown', 'crashed', 'nostate')
+def plan(wanted, current, active, subject):
+    """(libvirt call name, target state) to go from ``current`` (a state name;
+    ``active`` as libvirt says) to ``wanted``, or None when already there."""
     if wanted == 'destroyed':
         return ('virDomainDestroy', SHUTOFF) if active else None
     if wanted == PAUSED:
@@ -96,9 +96,11 @@ def plan(wanted, current, subject):
             raise InvalidState('%s is %s: it cannot return to its pre-launch state; destroy it and start it '
                                'paused again' % (subject, current))
         return ('virDomainCreateWithFlags', PAUSED)
-    if current == RUNNING:
+    if current == PAUSED:
+        return ('virDomainResume', RUNNING)
+    if active:
         return None
-    return ('virDomainResume', RUNNING) if current == PAUSED else ('virDomainCreateWithFlags', RUNNING)
+    return ('virDomainCreateWithFlags', RUNNING)
 
 
 def main():
@@ -119,8 +121,9 @@ def main():
         try:
             dom = connection.lookup_domain(conn, module.params['domain'])
             subject = "domain '%s'" % dom.name()
-            previous = connection.domain_state(dom, subject)['state_name']
-            step = plan(module.params['state'], previous, subject)
+            before = connection.domain_state(dom, subject)
+            previous = before['state_name']
+            step = plan(module.params['state'], previous, before['active'], subject)
             if step is None or module.check_mode:
                 module.exit_json(changed=step is not None, previous_state=previous,
                                  state=previous if step is None else step[1])

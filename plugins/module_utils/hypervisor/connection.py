@@ -33,7 +33,7 @@ PAUSED_REASONS = {0: 'unknown', 1: 'user', 2: 'migration', 3: 'save', 4: 'dump',
                   10: 'crashed', 11: 'starting_up', 12: 'postcopy', 13: 'postcopy_failed',
                   14: 'api_error'}
 
-_UUID = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+_UUID = re.compile(r'[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}')
 
 
 class LibvirtFailure(SevError):
@@ -114,9 +114,10 @@ def lookup_domain(conn, ident):
     ident = str(ident)
     subject = "domain '%s'" % ident
     attempts = []
-    if ident.isdigit():
+    # IDs are positive C ints; anything else that looks numeric is a name.
+    if ident.isascii() and ident.isdigit() and 0 < int(ident) < 1 << 31:
         attempts.append(('virDomainLookupByID', conn.lookupByID, int(ident)))
-    if _UUID.match(ident):
+    if _UUID.fullmatch(ident):
         attempts.append(('virDomainLookupByUUIDString', conn.lookupByUUIDString, ident))
     attempts.append(('virDomainLookupByName', conn.lookupByName, ident))
     failure = None

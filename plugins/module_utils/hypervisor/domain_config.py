@@ -31,10 +31,16 @@ def parse_xml(text, what):
         raise UnsupportedUsage('parsing the %s needs the Python lxml library on the controller' % what)
     if not isinstance(text, str):
         raise UnsupportedUsage('the %s must be a string, got %s' % (what, type(text).__name__))
-    data = text.encode('utf-8')
+    try:
+        data = text.encode('utf-8')
+    except UnicodeEncodeError:
+        raise UnsupportedUsage('the %s is not valid Unicode text' % what)
     if len(data) > MAX_XML_SIZE:
         raise UnsupportedUsage('the %s is %d bytes, more than the %d accepted' % (what, len(data), MAX_XML_SIZE))
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+    # libvirt never writes a DTD: refusing one rules out every entity trick.
+    if b'<!DOCTYPE' in data or b'<!ENTITY' in data:
+        raise UnsupportedUsage('the %s declares a DTD or entities, which libvirt never writes' % what)
+    parser = etree.XMLParser(encoding='utf-8', resolve_entities=False, no_network=True, load_dtd=False,
                              dtd_validation=False, huge_tree=False, remove_pis=True)
     try:
         root = etree.fromstring(data, parser)
@@ -49,13 +55,16 @@ def _text(nodes):
     return nodes[0].text if nodes else None
 
 
-def _int(value, what):
+def _int(value, what, base=0, limit=None):
     if value is None:
         return None
     try:
-        return int(str(value).strip(), 0)
+        number = int(str(value).strip(), base)
     except ValueError:
         raise UnsupportedUsage('%s is not an integer: %r' % (what, value))
+    if limit is not None and not 0 <= number <= limit:
+        raise UnsupportedUsage('%s = %d is outside 0..%d' % (what, number, limit))
+    return number
 
 
 def launch_config(domain_xml):
@@ -74,7 +83,8 @@ def launch_config(domain_xml):
         'launch_security_type': security[0].get('type') if security else None,
         'launch_security_count': len(security),
         'sev_count': len(sev),
-        'policy': _int(_text(sev[0].xpath('policy')), 'launchSecurity policy') if sev else None,
+        # libvirt reads <policy> as hex, with or without 0x.
+        'policy': _int(_text(sev[0].xpath('policy')), 'launchSecurity policy', 16, 0xffffffff) if sev else None,
         'kernel_hashes': (sev[0].get('kernelHashes') == 'yes') if sev else False,
         'kernel_hashes_attribute': sev[0].get('kernelHashes') if sev else None,
         'cbitpos': _int(_text(sev[0].xpath('cbitpos')), 'cbitpos') if sev else None,
@@ -108,7 +118,7 @@ def host_cpu_signature(capabilities_xml):
     signatures = doc.xpath('/capabilities/host/cpu/signature')
     if len(signatures) != 1:
         return None
-    values = tuple(_int(signatures[0].get(name), 'CPU signature ' + name)
+    values = tuple(_int(signatures[0].get(name), 'CPU signature ' + name, limit=0xfff)
                    for name in ('family', 'model', 'stepping'))
     return None if None in values else values
 

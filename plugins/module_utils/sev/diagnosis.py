@@ -15,6 +15,8 @@ MAC (only the names of the changes that match).
 
 from __future__ import annotations
 
+import re
+
 from .errors import SevError
 from .kernel_hashes import EMPTY_INITRD_DIGEST
 from .launch_digest import assemble_launch_digest, hash_measured_files
@@ -114,7 +116,9 @@ def _direct_boot(diag):
     variants = (('cmdline_trailing_space_removed', cmdline.rstrip(), 'trailing whitespace'),
                 ('cmdline_leading_space_removed', cmdline.lstrip(), 'leading whitespace'),
                 ('cmdline_stripped', cmdline.strip(), 'leading and trailing whitespace'),
+                ('cmdline_repeated_spaces_collapsed', re.sub(b' +', b' ', cmdline), 'repeated spaces'),
                 ('cmdline_trailing_newline_added', cmdline + b'\n', 'a trailing newline missing'),
+                ('cmdline_leading_space_added', b' ' + cmdline, 'a leading space missing'),
                 ('cmdline_trailing_space_added', cmdline + b' ', 'a trailing space missing'),
                 ('cmdline_empty', b'', 'the cmdline should be empty'))
     seen = {cmdline}
