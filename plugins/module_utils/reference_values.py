@@ -35,10 +35,10 @@ import hashlib
 import itertools
 import json
 import os
-import tempfile
 
 from .sev import kernel_hashes, policy as policy_mod
 from .sev.errors import FirmwareFormatError, UnsupportedUsage
+from .sev.files import write_file_atomically
 from .sev.launch_digest import MeasuredFiles, assemble_launch_digest
 from .sev.ovmf import read_footer
 from .sev.streaming import hash_files
@@ -459,14 +459,20 @@ def compute_records(plan):
 
 # ---------------------------------------------------------------- output
 
-def render(plan, records):
-    """The output file's bytes (UTF-8 JSON, 2-space indent, final newline; deterministic)."""
-    if plan.output_format == 'json':
-        return (json.dumps(records, indent=2, sort_keys=True) + '\n').encode('utf-8')
+def distinct_digests(records):
+    """The records' launch digests (standard base64), each once, in record order."""
     digests = []
     for record in records:
         if record['launch_digest_b64'] not in digests:
             digests.append(record['launch_digest_b64'])
+    return digests
+
+
+def render(plan, records):
+    """The output file's bytes (UTF-8 JSON, 2-space indent, final newline; deterministic)."""
+    if plan.output_format == 'json':
+        return (json.dumps(records, indent=2, sort_keys=True) + '\n').encode('utf-8')
+    digests = distinct_digests(records)
     if not digests:
         # simple-kbs reads an empty allowed_digests as "any digest": never write one.
         raise UnsupportedUsage('no launch digest to publish; an empty allowed_digests would allow any launch')
@@ -505,20 +511,9 @@ def write_public_file(path, data, mode=0o644):
     if not os.path.isdir(directory):
         raise UnsupportedUsage('dest: directory %s does not exist' % directory)
     try:
-        handle, temp_path = tempfile.mkstemp(prefix='.sev-ref-', dir=directory)
+        write_file_atomically(path, data, mode)
     except OSError as exc:
         raise UnsupportedUsage('dest: cannot write in %s: %s' % (directory, exc.strerror or exc))
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, 'wb') as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
 
 
 def publish(path, data, check_mode=False):

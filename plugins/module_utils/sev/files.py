@@ -27,15 +27,19 @@ def read_small_file(path, what, limit=MAX_SMALL_FILE):
 
 
 def write_private_file(path, data):
-    """Write ``data`` to ``path`` atomically, mode 0600 from creation.
+    """Write ``data`` to ``path`` atomically, mode 0600 from creation."""
+    write_file_atomically(path, data, 0o600)
 
-    A temporary file in the same directory (mkstemp creates it 0600) is
-    renamed over the target, so no reader ever sees a partial or
-    world-readable file.
-    """
+
+def write_file_atomically(path, data, mode):
+    """Write ``data`` to ``path`` through a temporary file in the same
+    directory (mkstemp creates it 0600, then it gets ``mode``) renamed over the
+    target: no reader ever sees a partial file, or a private one readable."""
     directory = os.path.dirname(os.path.abspath(path))
     handle, temp_path = tempfile.mkstemp(prefix='.sev-', dir=directory)
     try:
+        if mode != 0o600:
+            os.fchmod(handle, mode)
         with os.fdopen(handle, 'wb') as stream:
             stream.write(data)
             stream.flush()
