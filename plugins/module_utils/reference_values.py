@@ -43,7 +43,7 @@ from .sev.launch_digest import MeasuredFiles, assemble_launch_digest
 from .sev.ovmf import read_footer
 from .sev.streaming import hash_files
 from .sev.validation import MAX_CPUS
-from .sev.vmsa import DEFAULT_VARIANT, VARIANTS, build_vmsas, cpu_signature
+from .sev.vmsa import DEFAULT_VARIANT, NAMED_CPUS, QEMU_CPU_MODELS, VARIANTS, build_vmsas, cpu_signature
 from .validate_options import cmdline_bytes
 
 FORMATS = ('simple-kbs', 'json')
@@ -58,24 +58,9 @@ MAX_COMPARE_SIZE = 64 << 20
 
 VAULT_MAGIC = b'$ANSIBLE_VAULT'
 
-# CPU SKUs by name: (family, model, stepping).  The EPYC-* names are QEMU's
-# built-in CPU models (sev-snp-measure's --vcpu-type table); a guest started
-# with such a -cpu model reports that signature whatever the host is.
-# Bergamo and Siena have no QEMU model: their values are those of the parts
-# (family 19h, models A0h and AAh), as with -cpu host.
-CPU_SKUS = {
-    'Naples': (23, 1, 2),        # QEMU EPYC
-    'Rome': (23, 49, 0),         # QEMU EPYC-Rome
-    'Milan': (25, 1, 1),         # QEMU EPYC-Milan
-    'Genoa': (25, 17, 0),        # QEMU EPYC-Genoa
-    'Bergamo': (25, 160, 2),
-    'Siena': (25, 170, 0),
-    'Turin': (26, 0, 0),         # QEMU EPYC-Turin
-}
-CPU_SKU_ALIASES = {
-    'EPYC': 'Naples', 'EPYC-Rome': 'Rome', 'EPYC-Milan': 'Milan', 'EPYC-Genoa': 'Genoa',
-    'EPYC-Turin': 'Turin',
-}
+# CPU SKUs by name, and QEMU's model names for them.
+CPU_SKUS = NAMED_CPUS
+CPU_SKU_ALIASES = QEMU_CPU_MODELS
 
 ARGUMENT_SPEC = dict(
     firmware=dict(type='list', elements='path', required=True),

@@ -153,6 +153,15 @@ def resolve_launch_inputs(params, fetch_report=None, controller_hostname=None):
     return apply_domain_rules(params, check_launch_info(info), controller_hostname)
 
 
+def _resolve_candidate(resolve_path, path, index):
+    """A diagnosis candidate that cannot be found stays as given: the
+    diagnosis reports it as not usable, and the verdict is not affected."""
+    try:
+        return resolve_path(path, 'diagnose_firmware[%d]' % index)
+    except errors.SevError:
+        return path
+
+
 def run_validation(params, read_file, resolve_path=None, fetch_report=None, controller_hostname=None):
     """Options -> result dict (never raises a SevError; the caller maps
     anything else to reason 'error').  Files are not written here.
@@ -167,11 +176,14 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
             for name in ('firmware', 'kernel', 'initrd'):
                 if params.get(name) is not None:
                     params[name] = resolve_path(params[name], name)
-            params['diagnose_firmware'] = [resolve_path(path, 'diagnose_firmware[%d]' % index)
+            params['diagnose_firmware'] = [_resolve_candidate(resolve_path, path, index)
                                            for index, path in enumerate(params.get('diagnose_firmware') or [])]
         result = validate(build_request(params, read_file)).as_dict()
     except errors.SevError as exc:
-        return failure(exc.reason, str(exc))
+        extra = {}
+        if getattr(exc, 'kind', None) is not None:   # a libvirt failure: keep its classification
+            extra = {'error_kind': exc.kind, 'libvirt_code': exc.code, 'libvirt_call': exc.call}
+        return failure(exc.reason, str(exc), extra)
     if notes:
         result['notes'] = notes
     for key in ('computed_measurement', 'secret_header', 'secret_payload', 'diagnosis'):

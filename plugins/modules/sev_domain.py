@@ -41,7 +41,7 @@ options:
       - V(paused) starts a shut-off domain paused; a paused domain is left alone. A running domain is refused,
         since it can never return to its pre-launch state (libvirt cannot tell a domain paused at start from
         one paused later; only the state is checked).
-      - V(running) resumes a paused domain, or starts a shut-off one.
+      - V(running) resumes a paused domain, wakes a suspended one, or starts a shut-off one.
       - V(destroyed) stops a running or paused domain at once (power off), keeping its definition.
     type: str
     required: true
@@ -98,6 +98,8 @@ def plan(wanted, current, active, subject):
         return ('virDomainCreateWithFlags', PAUSED)
     if current == PAUSED:
         return ('virDomainResume', RUNNING)
+    if current == 'pmsuspended':
+        return ('virDomainPMWakeup', RUNNING)
     if active:
         return None
     return ('virDomainCreateWithFlags', RUNNING)
@@ -132,6 +134,8 @@ def main():
                 connection.call(subject, name, dom.destroy)
             elif name == 'virDomainResume':
                 connection.call(subject, name, dom.resume)
+            elif name == 'virDomainPMWakeup':
+                connection.call(subject, name, dom.pMWakeup, 0)
             else:
                 flags = libvirt.VIR_DOMAIN_START_PAUSED if target == PAUSED else 0
                 connection.call(subject, name, dom.createWithFlags, flags)

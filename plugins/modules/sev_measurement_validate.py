@@ -121,7 +121,8 @@ options:
       - How the host's KVM builds the initial vCPU state, when VMSAs are built from the CPU SKU.
       - V(legacy) is KVM's C(KVM_SEV_ES_INIT) (QEMU before 9.1, or C(legacy-vm-type) set), and is what
         libvirt 9.0's C(virt-qemu-sev-validate) builds.
-      - V(init2) is C(KVM_SEV_INIT2) (Linux 6.10 or later with QEMU 9.1 or later), with the FPU state
+      - V(init2) is C(KVM_SEV_INIT2) (Linux 6.10 or later with QEMU 9.1 or later and C(legacy-vm-type=off);
+        QEMU's default stays the legacy interface), with the FPU state
         (MXCSR C(0x1f80), x87 FCW C(0x037f)) that C(sev-snp-measure) models.
     type: str
     default: legacy

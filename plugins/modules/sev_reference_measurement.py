@@ -98,8 +98,8 @@ options:
       - CPU SKUs the guests report (SEV-ES), each a name or C(FAMILY/MODEL/STEPPING) such as C(25/1/1)
         (decimal, or hex with C(0x)).
       - Names (case-insensitive) are C(Naples) (23/1/2, QEMU C(EPYC)), C(Rome) (23/49/0, C(EPYC-Rome)),
-        C(Milan) (25/1/1, C(EPYC-Milan)), C(Genoa) (25/17/0, C(EPYC-Genoa)), C(Bergamo) (25/160/2), C(Siena)
-        (25/170/0) and C(Turin) (26/0/0, C(EPYC-Turin)); the QEMU C(EPYC*) names are accepted too.
+        C(Milan) (25/1/1, C(EPYC-Milan)), C(Genoa) (25/17/0, C(EPYC-Genoa))
+        and C(Turin) (26/0/0, C(EPYC-Turin)); the QEMU C(EPYC*) names are accepted too.
       - A guest started with a named QEMU CPU model reports that model's values; with C(-cpu host) it reports
         the host's own family, model and stepping, so give those as C(FAMILY/MODEL/STEPPING).
     type: list

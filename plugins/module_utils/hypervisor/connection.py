@@ -27,6 +27,11 @@ STATE_NAMES = {0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused', 4: 'shutdo
                5: 'shutoff', 6: 'crashed', 7: 'pmsuspended'}
 PAUSED = 3
 SHUTOFF = 5
+RUNNING_REASONS = {0: 'unknown', 1: 'booted', 2: 'migrated', 3: 'restored', 4: 'from_snapshot', 5: 'unpaused',
+                   6: 'migration_canceled', 7: 'save_canceled', 8: 'wakeup', 9: 'crashed', 10: 'postcopy',
+                   11: 'postcopy_failed'}
+SHUTOFF_REASONS = {0: 'unknown', 1: 'shutdown', 2: 'destroyed', 3: 'crashed', 4: 'migrated', 5: 'saved',
+                   6: 'failed', 7: 'from_snapshot', 8: 'daemon'}
 # virDomainPausedReason
 PAUSED_REASONS = {0: 'unknown', 1: 'user', 2: 'migration', 3: 'save', 4: 'dump', 5: 'ioerror',
                   6: 'watchdog', 7: 'from_snapshot', 8: 'shutting_down', 9: 'snapshot',
@@ -135,7 +140,8 @@ def domain_state(dom, subject):
     """{state, state_name, reason, reason_name, active, vcpus} of a domain."""
     state, reason = call(subject, 'virDomainGetState', dom.state)
     info = call(subject, 'virDomainGetInfo', dom.info)
-    reason_name = PAUSED_REASONS.get(reason, str(reason)) if state == PAUSED else str(reason)
+    names = {PAUSED: PAUSED_REASONS, 1: RUNNING_REASONS, SHUTOFF: SHUTOFF_REASONS}.get(state, {})
+    reason_name = names.get(reason, str(reason))
     return {'state': state, 'state_name': STATE_NAMES.get(state, str(state)), 'reason': reason,
             'reason_name': reason_name, 'active': bool(call(subject, 'virDomainIsActive', dom.isActive)),
             'vcpus': info[3]}
@@ -161,5 +167,5 @@ def gather_launch_report(conn, dom, node_sev=False):
         report['launch_security'] = call(subject, 'virDomainGetLaunchSecurityInfo',
                                          dom.launchSecurityInfo, 0)
     if node_sev:
-        report['node_sev'] = call('libvirt connection', 'virNodeGetSEVInfo', conn.getSEVInfo, 0)
+        report['node_sev'] = call('libvirt host %s' % report['hostname'], 'virNodeGetSEVInfo', conn.getSEVInfo, 0)
     return report

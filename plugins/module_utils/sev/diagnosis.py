@@ -23,20 +23,11 @@ from .launch_digest import assemble_launch_digest, hash_measured_files
 from .measurement import measurement_matches
 from .ovmf import read_footer
 from .policy import ES
-from .vmsa import VARIANTS, build_vmsas
+from .vmsa import NAMED_CPUS, QEMU_CPU_MODELS, VARIANTS, build_vmsas
 
-# The SEV-ES CPU generations, and QEMU's named EPYC models (the signature QEMU
-# puts in CPUID when the guest uses one instead of the host's).
-KNOWN_SKUS = (
-    ('Naples / QEMU EPYC', (23, 1, 2)),
-    ('Rome / QEMU EPYC-Rome', (23, 49, 0)),
-    ('Milan / QEMU EPYC-Milan', (25, 1, 1)),
-    ('Genoa / QEMU EPYC-Genoa', (25, 17, 0)),
-    ('Turin / QEMU EPYC-Turin', (26, 0, 0)),
-    ('Milan-X', (25, 1, 2)),
-    ('Bergamo', (25, 160, 2)),
-    ('Siena', (25, 160, 1)),
-)
+# The SEV-ES CPU generations, which are also QEMU's named EPYC models.
+KNOWN_SKUS = tuple(('%s / QEMU %s' % (name, model), NAMED_CPUS[name])
+                   for model, name in sorted(QEMU_CPU_MODELS.items(), key=lambda item: NAMED_CPUS[item[1]]))
 DEBUG_SWAP = 0x20
 CPU_COUNT_SPREAD = 4
 
@@ -113,8 +104,8 @@ def _direct_boot(diag):
     if request.initrd is not None and ctx.files.initrd_digest != EMPTY_INITRD_DIGEST:
         diag.attempt('initrd_missing', 'the launch had no initrd', initrd_digest=EMPTY_INITRD_DIGEST)
     cmdline = request.cmdline or b''
-    variants = (('cmdline_trailing_space_removed', cmdline.rstrip(), 'trailing whitespace'),
-                ('cmdline_leading_space_removed', cmdline.lstrip(), 'leading whitespace'),
+    variants = (('cmdline_trailing_whitespace_removed', cmdline.rstrip(), 'trailing whitespace'),
+                ('cmdline_leading_whitespace_removed', cmdline.lstrip(), 'leading whitespace'),
                 ('cmdline_stripped', cmdline.strip(), 'leading and trailing whitespace'),
                 ('cmdline_repeated_spaces_collapsed', re.sub(b' +', b' ', cmdline), 'repeated spaces'),
                 ('cmdline_trailing_newline_added', cmdline + b'\n', 'a trailing newline missing'),

@@ -10,7 +10,8 @@ puts in it depends on how KVM created the VM, so the layout is chosen by a
   legacy  KVM_SEV_ES_INIT (QEMU <= 9.0, or QEMU 9.1+ with legacy-vm-type):
           FPU state left zero.  Byte for byte what libvirt 9.0's
           virt-qemu-sev-validate builds.
-  init2   KVM_SEV_INIT2 (Linux 6.10+ with QEMU 9.1+): KVM syncs the FPU
+  init2   KVM_SEV_INIT2 (Linux 6.10+ with QEMU 9.1+ and legacy-vm-type=off;
+          QEMU's default is still the legacy interface): KVM syncs the FPU
           state, so MXCSR = 0x1f80 and x87 FCW = 0x037f.  What sev-snp-measure
           builds for QEMU.
 
@@ -54,6 +55,19 @@ _OFF_SEV_FEATURES = 0x3b0
 _OFF_XCR0 = 0x3e8
 _OFF_MXCSR = 0x408
 _OFF_X87_FCW = 0x410
+
+# The SEV-ES CPU generations by name: (family, model, stepping), which are
+# also the signatures of QEMU's named models (EPYC, EPYC-Rome, ...): a guest
+# started with such a -cpu model reports that signature whatever the host is.
+NAMED_CPUS = {
+    'Naples': (23, 1, 2),        # QEMU EPYC
+    'Rome': (23, 49, 0),         # QEMU EPYC-Rome
+    'Milan': (25, 1, 1),         # QEMU EPYC-Milan
+    'Genoa': (25, 17, 0),        # QEMU EPYC-Genoa
+    'Turin': (26, 0, 0),         # QEMU EPYC-Turin
+}
+QEMU_CPU_MODELS = {'EPYC': 'Naples', 'EPYC-Rome': 'Rome', 'EPYC-Milan': 'Milan', 'EPYC-Genoa': 'Genoa',
+                   'EPYC-Turin': 'Turin'}
 
 BSP_CS_BASE = 0xffff0000
 BSP_RIP = 0xfff0

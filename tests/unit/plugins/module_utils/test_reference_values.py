@@ -81,7 +81,6 @@ def independent_digest(firmware, kernel=None, initrd=b'', cmdline=b'', pages=())
     ('Rome', 'Rome', (23, 49, 0), 0x830f10),
     ('Genoa', 'Genoa', (25, 17, 0), 0xa10f10),
     ('Turin', 'Turin', (26, 0, 0), 0xb00f00),
-    ('Bergamo', 'Bergamo', (25, 160, 2), None),
     ('25/1/1', '25/1/1', (25, 1, 1), 0xa00f11),
     (' 0x19 / 0x11 / 0 ', '25/17/0', (25, 17, 0), 0xa10f10),
     ('15/2/0', '15/2/0', (15, 2, 0), 0xf20),

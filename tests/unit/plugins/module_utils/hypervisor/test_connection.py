@@ -367,8 +367,10 @@ def test_lookup_of_odd_numeric_names_is_never_a_crash(ident):
     ((3, 11), True, 'paused', 'starting_up'),
     ((3, 14), True, 'paused', 'api_error'),
     ((3, 99), True, 'paused', '99'),
-    ((1, 1), True, 'running', '1'),
-    ((5, 2), False, 'shutoff', '2'),
+    ((1, 1), True, 'running', 'booted'),
+    ((1, 5), True, 'running', 'unpaused'),
+    ((5, 2), False, 'shutoff', 'destroyed'),
+    ((5, 0), False, 'shutoff', 'unknown'),
     ((0, 0), False, 'nostate', '0'),
     ((2, 0), True, 'blocked', '0'),
     ((4, 1), True, 'shutdown', '1'),
@@ -392,6 +394,10 @@ def test_state_names_are_libvirts():
     assert cn.PAUSED_REASONS[libvirt.VIR_DOMAIN_PAUSED_USER] == 'user'
     assert cn.PAUSED_REASONS[libvirt.VIR_DOMAIN_PAUSED_STARTING_UP] == 'starting_up'
     assert cn.PAUSED_REASONS[libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED] == 'postcopy_failed'
+    assert cn.RUNNING_REASONS[libvirt.VIR_DOMAIN_RUNNING_UNPAUSED] == 'unpaused'
+    assert cn.RUNNING_REASONS[libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED] == 'postcopy_failed'
+    assert cn.SHUTOFF_REASONS[libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED] == 'destroyed'
+    assert cn.SHUTOFF_REASONS[libvirt.VIR_DOMAIN_SHUTOFF_DAEMON] == 'daemon'
 
 
 def test_domain_state_failure_names_the_domain_and_call():
