@@ -707,8 +707,10 @@ def test_validate_remote_unknown_domain_and_unreachable(validate_remote_run):
                    'Connection refused')
 
 
-@pytest.mark.parametrize('task,kind,call', [('unknown', 'unknown_domain', 'virDomainLookupByName'),
-                                             ('unreachable', 'unreachable', 'virConnectOpen')])
+@pytest.mark.parametrize('task,kind,call', [
+    ('unknown', 'unknown_domain', 'virDomainLookupByName'),
+    ('unreachable', 'unreachable', 'virConnectOpen'),
+])
 def test_validate_libvirt_failures_carry_error_kind(validate_remote_run, task, kind, call):
     result = validate_remote_run[task]
     assert (result.get('error_kind'), result.get('libvirt_call')) == (kind, call)

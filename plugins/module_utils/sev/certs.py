@@ -97,7 +97,10 @@ class SevCert:
             modulus = int.from_bytes(self.raw[0x214:0x414], 'little')
             if bits not in (2048, 4096) or modulus.bit_length() != bits:
                 raise UnsupportedUsage('%s: RSA modulus of %d bits is malformed' % (self.name, bits))
-            return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+            try:
+                return rsa.RSAPublicNumbers(exponent, modulus).public_key()
+            except ValueError as exc:
+                raise UnsupportedUsage('%s: its RSA public key is malformed: %s' % (self.name, exc))
         raise UnsupportedUsage('%s: unknown key algorithm 0x%x' % (self.name, self.algo))
 
     def describe(self):
@@ -143,13 +146,14 @@ def verify_signed_by(cert, signer_usage, signer_algo, signer_key, signer_name):
     signer (matched on the slot's usage and algorithm, as firmware does)."""
     require_cryptography()
     link = '%s signed by %s' % (cert.name, signer_name)
-    for usage, algo, signature in cert.signatures:
-        if usage == signer_usage and algo == signer_algo:
-            if _verify(signer_key, signature, cert.body, algo):
-                return
-            raise CertificateError('%s: the signature does not verify' % link)
-    raise CertificateError('%s: no signature slot for %s (usage 0x%x, algorithm 0x%x)'
-                           % (link, signer_name, signer_usage, signer_algo))
+    slots = [signature for usage, algo, signature in cert.signatures
+             if usage == signer_usage and algo == signer_algo]
+    if not slots:
+        raise CertificateError('%s: no signature slot for %s (usage 0x%x, algorithm 0x%x)'
+                               % (link, signer_name, signer_usage, signer_algo))
+    # Firmware and the other verifiers try every slot labelled for the signer.
+    if not any(_verify(signer_key, signature, cert.body, signer_algo) for signature in slots):
+        raise CertificateError('%s: the signature does not verify' % link)
 
 
 class AmdCert:
@@ -179,7 +183,10 @@ class AmdCert:
 
     def public_key(self):
         require_cryptography()
-        return rsa.RSAPublicNumbers(self.exponent, self.modulus).public_key()
+        try:
+            return rsa.RSAPublicNumbers(self.exponent, self.modulus).public_key()
+        except ValueError as exc:
+            raise UnsupportedUsage('%s: its RSA public key is malformed: %s' % (self.name, exc))
 
     def same_key(self, other):
         return (self.key_id, self.exponent, self.modulus) == (other.key_id, other.exponent, other.modulus)

@@ -57,11 +57,13 @@ def pinned_roots():
 
 def verify_amd_roots(ark, ask, roots=None):
     """The generation whose pinned ARK equals ``ark``, after checking ARK and ASK."""
-    for generation, pinned_ark, pinned_ask in roots or pinned_roots():
+    roots = pinned_roots() if roots is None else roots
+    for generation, pinned_ark, pinned_ask in roots:
         if ark.same_key(pinned_ark):
             break
     else:
-        raise CertificateError('ARK: not one of AMD\'s pinned root keys (%s)' % ', '.join(amd_roots.GENERATIONS))
+        raise CertificateError('ARK: not one of AMD\'s pinned root keys (%s)' % ', '.join(root[0] for root in roots)
+                               if roots else 'ARK: no pinned AMD root key to compare with')
     if ark.certifying_id != ark.key_id or ark.key_usage != USAGE['ARK']:
         raise CertificateError('ARK (%s): not a self-certified root key' % generation)
     verify_amd_signed_by(ark, ark)
@@ -115,6 +117,7 @@ def verify_platform_chain(pdh, pek, oca, cek, ark=None, ask=None, generation=Non
     verify_signed_by(pek, USAGE['CEK'], cek.algo, cek.public_key(), 'CEK')
     expect_usage(pdh, 'PDH', ('ECDH-SHA256',))
     verify_signed_by(pdh, USAGE['PEK'], pek.algo, pek.public_key(), 'PEK')
-    pdh.public_key()  # a point on the curve
+    if pdh.public_key().curve.name != 'secp384r1':   # also: a point on the curve
+        raise CertificateError('PDH: the key is not on P-384, the only curve SEV firmware uses')
     return {'generation': found, 'pdh': pdh.describe(), 'pek': pek.describe(), 'oca': oca.describe(),
             'cek': cek.describe()}

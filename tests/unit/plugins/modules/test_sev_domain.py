@@ -31,6 +31,7 @@ def is_active(state):
     """What libvirt's virDomainIsActive says for a domain in ``state``."""
     return state not in ('shutoff', 'nostate')
 
+
 # (wanted, current) -> step, None or REFUSED
 PLANS = {
     ('destroyed', 'running'): DESTROY,
