@@ -9,51 +9,23 @@ host is not contacted.  The work itself is plugins/module_utils/reference_values
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail, AnsibleError
-from ansible.module_utils.common.text.converters import to_native, to_text
-from ansible.plugins.action import ActionBase
+from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.confidential.sev.plugins.module_utils import reference_values
-from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError, UnsupportedUsage
+from ansible_collections.confidential.sev.plugins.plugin_utils.controller_action import ControllerAction
 
 
-def failure(reason, message):
-    return {'failed': True, 'reason': reason, 'msg': message}
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = reference_values.ARGUMENT_SPEC
+    VALIDATION_RULES = reference_values.VALIDATION_RULES
+    WHAT = 'computing reference values'
 
-
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-
-    def _streamed_path(self, path, what):
-        """A controller path, searched like other file options (role files/, playbook dir)."""
-        try:
-            real = self._find_needle('files', path)
-        except AnsibleError as exc:
-            raise UnsupportedUsage('%s: %s' % (what, to_native(exc.message)))
-        return reference_values.check_not_vault(real, what)
-
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        try:
-            dummy, params = self.validate_argument_spec(argument_spec=reference_values.ARGUMENT_SPEC,
-                                                        **reference_values.VALIDATION_RULES)
-        except AnsibleActionFail as exc:
-            result.update(failure('unsupported', to_native(exc.message)))
-            return result
-        try:
-            result.update(self._publish(params))
-        except SevError as exc:
-            result.update(failure(exc.reason, str(exc)))
-        except Exception as exc:  # pylint: disable=broad-except
-            result.update(failure('error', 'unexpected error while computing reference values: %s: %s'
-                                  % (type(exc).__name__, to_native(exc))))
-        return result
+    def _run(self, params):
+        return self._publish(params)
 
     def _publish(self, params):
         plan, records, content = reference_values.build(params, resolve_path=self._streamed_path)
-        dest = self._loader.path_dwim(params['dest'])
+        dest = self._output_path(params['dest'])
         changed, previous = reference_values.publish(dest, content, check_mode=self._task.check_mode)
         outcome = {'changed': changed, 'dest': dest, 'format': plan.output_format, 'records': records}
         if plan.output_format == 'simple-kbs':

@@ -38,7 +38,7 @@ import os
 
 from .sev import kernel_hashes, policy as policy_mod
 from .sev.errors import FirmwareFormatError, UnsupportedUsage
-from .sev.files import write_file_atomically
+from .sev.files import check_not_vault, write_file_atomically  # noqa: F401  pylint: disable=unused-import
 from .sev.launch_digest import MeasuredFiles, assemble_launch_digest
 from .sev.ovmf import read_footer
 from .sev.streaming import hash_files
@@ -55,8 +55,6 @@ MAX_RECORDS = 10000
 MAX_VMSA_PAGES = 1 << 20          # 4 GiB of VMSA pages hashed, all records together
 # An existing output file bigger than this is not compared, just replaced.
 MAX_COMPARE_SIZE = 64 << 20
-
-VAULT_MAGIC = b'$ANSIBLE_VAULT'
 
 # CPU SKUs by name, and QEMU's model names for them.
 CPU_SKUS = NAMED_CPUS
@@ -123,19 +121,6 @@ def parse_cpu_sku(text):
         return CpuSku('%d/%d/%d' % (family, model, stepping), family, model, stepping)
     except UnsupportedUsage as exc:
         raise UnsupportedUsage('cpu_skus: %r: %s' % (text, exc))
-
-
-def check_not_vault(path, what):
-    """Measured files are public: refuse an Ansible Vault file rather than hash its ciphertext."""
-    try:
-        with open(path, 'rb') as stream:
-            magic = stream.read(len(VAULT_MAGIC))
-    except OSError as exc:
-        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
-    if magic == VAULT_MAGIC:
-        raise UnsupportedUsage('%s: %s is Ansible Vault-encrypted; measured files must be given in '
-                               'clear (they are not secret)' % (what, path))
-    return path
 
 
 def _no_duplicates(name, values, key=None):

@@ -23,7 +23,7 @@ from .sev import amd_roots, chain as chain_mod, policy as policy_mod, session as
 from .sev.certs import (
     SEV_CERT_SIZE, USAGE, CertificateError, expect_usage, parse_amd_cert, parse_sev_cert,
 )
-from .sev.errors import REASON_CODES, InsecureUsage, SevError, UnsupportedUsage
+from .sev.errors import InsecureUsage, SevError, UnsupportedUsage, failure_result
 from .sev.files import read_small_file, write_private_file
 from .sev.keys import KEY_SIZE
 
@@ -74,9 +74,7 @@ SEVCTL_FULL_SIZES = (SEVCTL_EXPORT_SIZE + 2 * 832, SEVCTL_EXPORT_SIZE + 2 * 1600
 
 def failure(reason, message, extra=None):
     """A failed-task result with the reference tool's exit code for ``reason``."""
-    result = {'failed': True, 'changed': False, 'reason': reason, 'rc': REASON_CODES[reason], 'msg': message}
-    result.update(extra or {})
-    return result
+    return failure_result(reason, message, **(extra or {}))
 
 
 # ---- decoding what the host and the files give ------------------------------------------

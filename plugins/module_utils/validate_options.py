@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from .hypervisor.connection import failure_result
 from .hypervisor.domain_rules import apply_domain_rules
 from .hypervisor.launch_report import check_launch_info, from_host_report
 from .sev import errors, policy as policy_mod
@@ -130,10 +131,7 @@ FAILURE_HINTS = {
 
 def failure(reason, message, extra=None):
     """A failed-task result with the reference tool's exit code for ``reason``."""
-    result = {'failed': True, 'valid': False, 'reason': reason, 'rc': errors.REASON_CODES[reason],
-              'msg': message}
-    result.update(extra or {})
-    return result
+    return errors.failure_result(reason, message, valid=False, **(extra or {}))
 
 
 def resolve_launch_inputs(params, fetch_report=None, controller_hostname=None):
@@ -180,10 +178,8 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
                                            for index, path in enumerate(params.get('diagnose_firmware') or [])]
         result = validate(build_request(params, read_file)).as_dict()
     except errors.SevError as exc:
-        extra = {}
-        if getattr(exc, 'kind', None) is not None:   # a libvirt failure: keep its classification
-            extra = {'error_kind': exc.kind, 'libvirt_code': exc.code, 'libvirt_call': exc.call}
-        return failure(exc.reason, str(exc), extra)
+        # A libvirt failure keeps its classification (error_kind, libvirt_code, libvirt_call).
+        return dict(failure_result(exc), valid=False)
     if notes:
         result['notes'] = notes
     for key in ('computed_measurement', 'secret_header', 'secret_payload', 'diagnosis'):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ..sev.errors import InvalidState, SevError, UnsupportedUsage
+from ..sev.errors import InvalidState, SevError, UnsupportedUsage, failure_result as errors_failure_result
 
 try:
     import libvirt
@@ -83,10 +83,10 @@ def failure_from(exc, call, subject):
 
 def failure_result(exc):
     """A failed-task result for a SevError (LibvirtFailure adds kind, code, call)."""
-    result = {'failed': True, 'msg': str(exc), 'reason': exc.reason, 'rc': exc.rc}
+    extra = {}
     if isinstance(exc, LibvirtFailure):
-        result.update(error_kind=exc.kind, libvirt_code=exc.code, libvirt_call=exc.call)
-    return result
+        extra = {'error_kind': exc.kind, 'libvirt_code': exc.code, 'libvirt_call': exc.call}
+    return errors_failure_result(exc.reason, str(exc), **extra)
 
 
 def require_libvirt():

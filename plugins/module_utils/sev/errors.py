@@ -22,6 +22,13 @@ REASON_CODES = {
 }
 
 
+def failure_result(reason, message, **extra):
+    """A failed-task result carrying the reference tool's exit code for ``reason``."""
+    result = {'failed': True, 'changed': False, 'reason': reason, 'rc': REASON_CODES[reason], 'msg': message}
+    result.update(extra)
+    return result
+
+
 class SevError(Exception):
     """Base class: anything that stops a validation."""
 

@@ -12,6 +12,20 @@ from .errors import UnsupportedUsage
 
 # Key, VMSA and secret files are small; anything bigger is the wrong file.
 MAX_SMALL_FILE = 1 << 20
+VAULT_MAGIC = b'$ANSIBLE_VAULT'
+
+
+def check_not_vault(path, what):
+    """Measured files are public: refuse an Ansible Vault file rather than hash its ciphertext."""
+    try:
+        with open(path, 'rb') as stream:
+            magic = stream.read(len(VAULT_MAGIC))
+    except OSError as exc:
+        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
+    if magic == VAULT_MAGIC:
+        raise UnsupportedUsage('%s: %s is Ansible Vault-encrypted; measured files must be given in '
+                               'clear (they are not secret)' % (what, path))
+    return path
 
 
 def read_small_file(path, what, limit=MAX_SMALL_FILE):

@@ -280,7 +280,8 @@ def test_refusals_become_failure_dicts_without_key_or_secret_bytes(files, case, 
     result = vo.run_validation(normalise(args), Reader())
     assert result['failed'] is True and result['valid'] is False
     assert result['reason'] == reason and result['rc'] == rc
-    assert set(result) == {'failed', 'valid', 'reason', 'rc', 'msg'}
+    assert set(result) == {'failed', 'changed', 'valid', 'reason', 'rc', 'msg'}
+    assert result['changed'] is False
     extra = (b'second secret value',) if case in ('duplicate_guid', 'bad_guid') else ()
     if case == 'bad_guid':
         # The GUID option is not secret and is quoted back; the secret file is not.
@@ -313,4 +314,4 @@ def test_other_exceptions_propagate(files):
 
 def test_failure_helper():
     assert vo.failure('state', 'paused', {'extra': 1}) == {
-        'failed': True, 'valid': False, 'reason': 'state', 'rc': 5, 'msg': 'paused', 'extra': 1}
+        'failed': True, 'changed': False, 'valid': False, 'reason': 'state', 'rc': 5, 'msg': 'paused', 'extra': 1}

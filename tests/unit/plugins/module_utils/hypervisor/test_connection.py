@@ -104,7 +104,7 @@ def test_wrong_state_reason_is_per_instance():
 def test_failure_result_of_a_libvirt_failure():
     failure = cn.failure_from(libvirt_error(55, 'domain is not running'), 'virDomainResume', "domain 'g'")
     assert cn.failure_result(failure) == {
-        'failed': True, 'msg': "domain 'g': virDomainResume failed: domain is not running",
+        'failed': True, 'changed': False, 'msg': "domain 'g': virDomainResume failed: domain is not running",
         'reason': 'state', 'rc': 5, 'error_kind': 'wrong_state', 'libvirt_code': 55,
         'libvirt_call': 'virDomainResume'}
 
@@ -114,7 +114,8 @@ def test_failure_result_of_a_libvirt_failure():
     (UnsupportedUsage('bad'), 'unsupported', 2), (SevError('odd'), 'error', 6),
 ])
 def test_failure_result_of_other_errors(error, reason, rc):
-    assert cn.failure_result(error) == {'failed': True, 'msg': str(error), 'reason': reason, 'rc': rc}
+    assert cn.failure_result(error) == {'failed': True, 'changed': False, 'msg': str(error), 'reason': reason,
+                                        'rc': rc}
 
 
 # ---- call and open_connection --------------------------------------------------------
