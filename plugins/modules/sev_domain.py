@@ -18,6 +18,7 @@ author:
   - confidential.sev developers (@confidential-sev)
 extends_documentation_fragment:
   - action_common_attributes
+  - confidential.sev.libvirt
 attributes:
   check_mode:
     support: full
@@ -25,17 +26,7 @@ attributes:
     support: none
   platform:
     platforms: posix
-requirements:
-  - libvirt-python (on the host that runs the module)
 options:
-  domain:
-    description: The domain's name, UUID or ID.
-    type: str
-    required: true
-  uri:
-    description: The libvirt connection URI, as seen from the host that runs the module.
-    type: str
-    default: qemu:///system
   state:
     description:
       - V(paused) starts a shut-off domain paused; a paused domain is left alone. A running domain is refused,
@@ -108,8 +99,7 @@ def plan(wanted, current, active, subject):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            domain=dict(type='str', required=True),
-            uri=dict(type='str', default=connection.DEFAULT_URI),
+            connection.LIBVIRT_OPTIONS,
             state=dict(type='str', required=True, choices=['destroyed', 'paused', 'running']),
         ),
         supports_check_mode=True,

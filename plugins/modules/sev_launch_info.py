@@ -23,6 +23,7 @@ author:
   - confidential.sev developers (@confidential-sev)
 extends_documentation_fragment:
   - action_common_attributes
+  - confidential.sev.libvirt
   - action_common_attributes.flow
 attributes:
   check_mode:
@@ -38,18 +39,8 @@ attributes:
   platform:
     platforms: posix
 requirements:
-  - libvirt-python (on the host that runs the module)
   - lxml (on the controller)
 options:
-  domain:
-    description: The domain's name, UUID or ID.
-    type: str
-    required: true
-  uri:
-    description:
-      - The libvirt connection URI, as seen from the host that runs the module.
-    type: str
-    default: qemu:///system
   node_sev_info:
     description:
       - Also return the node's SEV capabilities (PDH, certificate chain, C(cpu0-id), C(cbitpos),
@@ -165,8 +156,7 @@ from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            domain=dict(type='str', required=True),
-            uri=dict(type='str', default=connection.DEFAULT_URI),
+            connection.LIBVIRT_OPTIONS,
             node_sev_info=dict(type='bool', default=False),
         ),
         supports_check_mode=True,

@@ -22,6 +22,7 @@ author:
   - confidential.sev developers (@confidential-sev)
 extends_documentation_fragment:
   - action_common_attributes
+  - confidential.sev.libvirt
 attributes:
   check_mode:
     support: full
@@ -30,17 +31,7 @@ attributes:
     support: none
   platform:
     platforms: posix
-requirements:
-  - libvirt-python (on the host that runs the module)
 options:
-  domain:
-    description: The domain's name, UUID or ID.
-    type: str
-    required: true
-  uri:
-    description: The libvirt connection URI, as seen from the host that runs the module.
-    type: str
-    default: qemu:///system
   header:
     description: The packet header, base64 of 52 bytes (RV(confidential.sev.sev_measurement_validate#module:secret_header)).
     type: str
@@ -121,8 +112,7 @@ def check_packet(header, payload):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            domain=dict(type='str', required=True),
-            uri=dict(type='str', default=connection.DEFAULT_URI),
+            connection.LIBVIRT_OPTIONS,
             header=dict(type='str', required=True, no_log=True),
             payload=dict(type='str', required=True, no_log=True),
             address=dict(type='int'),

@@ -22,6 +22,11 @@ else:
     HAS_LIBVIRT = True
 
 DEFAULT_URI = 'qemu:///system'
+# The options of every module that talks to libvirt (documented in doc_fragments/libvirt.py).
+LIBVIRT_OPTIONS = dict(
+    domain=dict(type='str', required=True),
+    uri=dict(type='str', default=DEFAULT_URI),
+)
 
 STATE_NAMES = {0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused', 4: 'shutdown',
                5: 'shutoff', 6: 'crashed', 7: 'pmsuspended'}
