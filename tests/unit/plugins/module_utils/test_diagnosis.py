@@ -64,8 +64,15 @@ DEBIAN_RESET = {
     '/usr/share/OVMF/OVMF_CODE.secboot.fd': 0x0080b004,
     '/usr/share/ovmf/OVMF.fd': 0x0080b004,
 }
-needs_debian_ovmf = pytest.mark.skipif(not all(os.path.exists(path) for path in DEBIAN_FIRMWARE),
-                                       reason='Debian ovmf package not installed')
+# scripts/setup.sh installs Debian's ovmf: a missing build fails these tests, never skips them.
+needs_debian_ovmf = pytest.mark.usefixtures('debian_ovmf')
+
+
+@pytest.fixture
+def debian_ovmf():
+    missing = [path for path in DEBIAN_FIRMWARE if not os.path.exists(path)]
+    assert not missing, 'Debian ovmf builds missing (run scripts/setup.sh): %s' % missing
+
 
 FOOTER_GUID = uuid.UUID('96b582de-1fb2-45f7-baea-a366c55a082d')
 RESET_BLOCK_GUID = uuid.UUID('00f771de-1a7e-4fcb-890e-68c77e2fb44e')

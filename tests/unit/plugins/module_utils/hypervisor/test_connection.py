@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+import libvirt
+
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection as cn
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.launch_report import from_host_report
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import (
     InsecureUsage, InvalidState, SevError, UnsupportedUsage)
 from ansible_collections.confidential.sev.tests.unit.plugins.module_utils.hypervisor import libvirt_xml as lx
-
-libvirt = pytest.importorskip('libvirt')
 
 VIR_FROM_QEMU = 10
 VIR_ERR_ERROR = 2
