@@ -379,20 +379,14 @@ warnings:
   returned: when the measurement could be computed
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.confidential.sev.plugins.module_utils.controller_only import refuse_on_managed_host
 from ansible_collections.confidential.sev.plugins.module_utils.validate_options import (
     ARGUMENT_SPEC, VALIDATION_RULES,
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **VALIDATION_RULES)
-    # The action plugin does all the work on the controller.  Reaching this
-    # code means the module was run without it, on a managed host that must
-    # not see the keys.
-    module.fail_json(msg='confidential.sev.sev_measurement_validate runs on the controller through its '
-                         'action plugin; it cannot be executed on a managed host', reason='unsupported', rc=2)
+    refuse_on_managed_host('sev_measurement_validate', ARGUMENT_SPEC, VALIDATION_RULES)
 
 
 if __name__ == '__main__':

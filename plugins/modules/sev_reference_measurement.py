@@ -243,18 +243,14 @@ reason:
   returned: on failure
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.confidential.sev.plugins.module_utils.controller_only import refuse_on_managed_host
 from ansible_collections.confidential.sev.plugins.module_utils.reference_values import (
     ARGUMENT_SPEC, VALIDATION_RULES,
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **VALIDATION_RULES)
-    # The action plugin does the work on the controller, where the files are.
-    module.fail_json(msg='confidential.sev.sev_reference_measurement runs on the controller through its '
-                         'action plugin; it cannot be executed on a managed host', reason='unsupported')
+    refuse_on_managed_host('sev_reference_measurement', ARGUMENT_SPEC, VALIDATION_RULES)
 
 
 if __name__ == '__main__':
