@@ -21,14 +21,13 @@ import stat
 import struct
 import subprocess
 import sys
-from unittest.mock import MagicMock
 
 import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import get_file_vault_secret
-from ansible.playbook.play_context import PlayContext
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ansible_collections.confidential.sev.tests.unit.plugins.action import action_harness
 from ansible_collections.confidential.sev.plugins.action import sev_measurement_validate as plugin
 from ansible_collections.confidential.sev.tests.support import firmware as fwb
 
@@ -103,30 +102,15 @@ def basedir(tmp_path):
     return tmp_path
 
 
-class Harness:
+class Harness(action_harness.Harness):
     def __init__(self, basedir, vault_password_file=None):
-        self.basedir = basedir
-        self.loader = DataLoader()
-        self.loader.set_basedir(str(basedir))
+        secrets = None
         if vault_password_file is not None:
             secret = get_file_vault_secret(filename=str(vault_password_file), vault_id='default',
-                                           loader=self.loader)
+                                           loader=DataLoader())
             secret.load()
-            self.loader.set_vault_secrets([('default', secret)])
-        self.connection = MagicMock()
-        self.connection._shell.tmpdir = None
-
-    def run(self, check_mode=False, **args):
-        task = MagicMock()
-        task.args = args
-        task.check_mode = check_mode
-        task.async_val = 0
-        task.action = 'confidential.sev.sev_measurement_validate'
-        task.get_search_path.return_value = [str(self.basedir)]
-        action = plugin.ActionModule(task, self.connection, PlayContext(), self.loader,
-                                     templar=None, shared_loader_obj=None)
-        action._load_name = 'confidential.sev.sev_measurement_validate'
-        return action.run(task_vars={})
+            secrets = [('default', secret)]
+        super().__init__(plugin, 'confidential.sev.sev_measurement_validate', basedir, secrets)
 
 
 def base_args(basedir, **kwargs):

@@ -21,13 +21,11 @@ import re
 import stat
 import subprocess
 import sys
-from unittest.mock import MagicMock
 
 import pytest
-from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import VaultLib, VaultSecret
-from ansible.playbook.play_context import PlayContext
 
+from ansible_collections.confidential.sev.tests.unit.plugins.action import action_harness
 from ansible_collections.confidential.sev.plugins.action import sev_session as plugin
 from ansible_collections.confidential.sev.plugins.module_utils import session_options
 from ansible_collections.confidential.sev.plugins.module_utils.sev import certs, chain
@@ -68,27 +66,10 @@ def basedir(tmp_path, platform):
     return tmp_path
 
 
-class Harness:
+class Harness(action_harness.Harness):
     def __init__(self, basedir, vault=False):
-        self.basedir = basedir
-        self.loader = DataLoader()
-        self.loader.set_basedir(str(basedir))
-        if vault:
-            self.loader.set_vault_secrets([('default', VaultSecret(VAULT_PASSWORD))])
-        self.connection = MagicMock()
-        self.connection._shell.tmpdir = None
-
-    def run(self, check_mode=False, **args):
-        task = MagicMock()
-        task.args = args
-        task.check_mode = check_mode
-        task.async_val = 0
-        task.action = 'confidential.sev.sev_session'
-        task.get_search_path.return_value = [str(self.basedir)]
-        action = plugin.ActionModule(task, self.connection, PlayContext(), self.loader,
-                                     templar=None, shared_loader_obj=None)
-        action._load_name = 'confidential.sev.sev_session'
-        return action.run(task_vars={})
+        secrets = [('default', VaultSecret(VAULT_PASSWORD))] if vault else None
+        super().__init__(plugin, 'confidential.sev.sev_session', basedir, secrets)
 
 
 def args_for(platform, **kwargs):
