@@ -41,6 +41,7 @@ ARGUMENT_SPEC = dict(
     generation=dict(type='str', choices=list(amd_roots.GENERATIONS)),
     ark_file=dict(type='path'),
     ask_file=dict(type='path'),
+    lab_root=dict(type='bool', default=False),
     cpu0_id=dict(type='str'),
     min_pdh_api_version=dict(type='str'),
     policy=dict(type='int'),
@@ -70,6 +71,12 @@ OUTPUTS = KEY_OUTPUTS + PUBLIC_OUTPUTS
 RAW_MAGIC = struct.pack('<I', 1)   # an SEV certificate starts with version 1
 SEVCTL_EXPORT_SIZE = 4 * SEV_CERT_SIZE
 SEVCTL_FULL_SIZES = (SEVCTL_EXPORT_SIZE + 2 * 832, SEVCTL_EXPORT_SIZE + 2 * 1600)
+
+
+LAB_ANCHORS = 'USER-SUPPLIED ROOT (lab_root: ark_file/ask_file), not AMD\'s'
+LAB_WARNING = ('the platform chain ends at a USER-SUPPLIED root (lab_root: true with ark_file/ask_file), not at '
+               'AMD\'s: it proves only that the PDH belongs to a platform that root vouches for (a lab or '
+               'emulated platform), not that it is a genuine AMD secure processor')
 
 
 def failure(reason, message, extra=None):
@@ -258,9 +265,16 @@ def verify_platform(params, read_input):
         minimum = policy_mod.parse_api_version(params['min_pdh_api_version'], 'min_pdh_api_version')
     cek = signed_cek(params, read_input, host_cek, expected_id or reported_id)
     ark, ask = anchors(params, read_input)
+    lab = bool(params.get('lab_root'))
+    if lab and ark is None:
+        raise UnsupportedUsage('lab_root needs ark_file and ask_file: the lab or emulated platform\'s own ARK '
+                               'and ASK to trust')
     summary = chain_mod.verify_platform_chain(pdh, pek, oca, cek, ark=ark, ask=ask,
-                                              generation=params.get('generation'))
-    summary['anchors'] = 'ark_file/ask_file, equal to the pinned ones' if ark is not None else 'pinned'
+                                              generation=params.get('generation'), lab_root=lab)
+    if lab:
+        summary['anchors'] = LAB_ANCHORS
+    else:
+        summary['anchors'] = 'ark_file/ask_file, equal to the pinned ones' if ark is not None else 'pinned'
     if minimum is not None and (pdh.api_major, pdh.api_minor) < minimum:
         raise InsecureUsage('PDH: made by firmware API %d.%d, older than min_pdh_api_version %d.%d'
                             % ((pdh.api_major, pdh.api_minor) + minimum))
@@ -405,12 +419,15 @@ def _present(params, read_input, read_output, check_mode):
     pdh, summary, reported_id = verify_platform(params, read_input)
     _check_directories(params)
     result = {'changed': True, 'reason': 'ok', 'rc': 0, 'policy': policy.describe(), 'chain': summary,
+              'user_supplied_root': summary['user_supplied_root'],
               'cpu0_id': None, 'kds_cek_url': None,
               'files': dict((option[:-len('_file')], params[option]) for option in OUTPUTS
                             if params.get(option) is not None)}
     if reported_id is not None:
         result.update(cpu0_id=reported_id.hex(), kds_cek_url=kds_cek_url(reported_id))
     warnings = _warnings(params, policy, pdh)
+    if summary.get('user_supplied_root'):
+        warnings.insert(0, LAB_WARNING)
     if warnings:
         result['warnings'] = warnings
     requested = [params[option] for option in OUTPUTS if params.get(option) is not None]

@@ -110,10 +110,23 @@ options:
       - Path on the controller to an ARK certificate (AMD format) to use instead of the pinned ones. It must still
         equal one of the collection's pinned ARKs (and O(ask_file) the pinned ASK it certified); trust anchors never
         come from the host. Needs O(ask_file).
+      - With O(lab_root=true), the root of a lab or emulated platform to trust instead (see O(lab_root)).
     type: path
   ask_file:
     description: Path on the controller to the ASK certificate (AMD format) that goes with O(ark_file).
     type: path
+  lab_root:
+    description:
+      - Trust O(ark_file) and O(ask_file) as given, although AMD did not sign them, for a lab or emulated platform
+        whose chain ends at its own root. Every link is still checked (ARK self-signed, ASK certified and signed by
+        it, CEK signed by the ASK, and on down to the PDH).
+      - B(The chain then proves nothing about AMD hardware), only that the PDH belongs to a platform that root
+        vouches for. The result says so loudly, in RV(user_supplied_root), RV(chain.anchors) and a warning, and
+        RV(chain.generation) is V(lab).
+      - The default, V(false), accepts only AMD's roots pinned in the collection. Needs O(ark_file) and
+        O(ask_file); not with O(generation).
+    type: bool
+    default: false
   cpu0_id:
     description:
       - The chip id the guest owner expects (64 bytes, as 128 hex digits or base64), compared with the C(cpu0_id)
@@ -182,10 +195,8 @@ seealso:
 EXAMPLES = r"""
 # On a real host: read the platform's certificates, fetch the chip's CEK from AMD, verify, make the session,
 # and give it to libvirt.
-- name: Read the platform's SEV certificates (any domain defined on the hypervisor will do)
-  confidential.sev.sev_launch_info:
-    domain: guest1
-    node_sev_info: true
+- name: Read the platform's SEV certificates (no domain needed)
+  confidential.sev.sev_launch_info: {}
   register: hv
 
 - name: Fetch the chip's CEK, signed by AMD, from AMD's key server (once; on the controller)
@@ -239,6 +250,16 @@ EXAMPLES = r"""
     dh_cert_file: keys/guest3.godh.b64
     session_file: keys/guest3.session.b64
 
+- name: A lab or emulated platform whose chain ends at its own root (never for production)
+  confidential.sev.sev_session:
+    node_sev: "{{ hv }}"
+    cek_file: files/lab-cek.cert
+    ark_file: files/lab_ark.cert
+    ask_file: files/lab_ask.cert
+    lab_root: true        # the result warns and says user_supplied_root: true
+    policy: 0x7
+    tk_file: keys/lab-guest.tk
+
 - name: Once the launch is attested and its secret injected, remove the keys
   confidential.sev.sev_session:
     state: absent
@@ -267,13 +288,19 @@ chain:
   returned: with O(state=present)
   contains:
     generation:
-      description: The processor generation of AMD's root key that anchors the chain.
+      description: The processor generation of AMD's root key that anchors the chain, V(lab) with O(lab_root).
       type: str
       sample: rome
     anchors:
-      description: V(pinned), or that O(ark_file) and O(ask_file) were used (and equal the pinned ones).
+      description:
+        - V(pinned), or that O(ark_file) and O(ask_file) were used (and equal the pinned ones), or with
+          O(lab_root) that the chain ends at a user-supplied root, not AMD's.
       type: str
       sample: pinned
+    user_supplied_root:
+      description: Whether the chain ends at a root the user supplied (O(lab_root)) instead of AMD's.
+      type: bool
+      sample: false
     pdh:
       description: The PDH certificate's C(usage), C(algo), C(api_major) and C(api_minor).
       type: dict
@@ -287,6 +314,13 @@ chain:
     cek:
       description: The same for the CEK (from O(cek_file)).
       type: dict
+user_supplied_root:
+  description:
+    - True when the chain ends at a user-supplied root (O(lab_root)), not at AMD's; the chain then proves nothing
+      about AMD hardware. A warning says the same.
+  type: bool
+  returned: with O(state=present)
+  sample: false
 cpu0_id:
   description: The chip id the host reported, in hex, or null.
   type: str

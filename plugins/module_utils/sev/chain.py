@@ -77,14 +77,28 @@ def verify_amd_roots(ark, ask, roots=None):
     return generation
 
 
-def verify_platform_chain(pdh, pek, oca, cek, ark=None, ask=None, generation=None):
+LAB_GENERATION = 'lab'
+
+
+def verify_platform_chain(pdh, pek, oca, cek, ark=None, ask=None, generation=None, lab_root=False):
     """Verify PDH <- PEK <- (OCA, CEK <- ASK <- ARK).  SevCert/AmdCert arguments.
 
     Without ``ark``/``ask`` the pinned anchors are tried (the one whose ASK
     signed the CEK names the generation); ``generation`` restricts them.
+    With ``lab_root`` the given ``ark``/``ask`` are the anchor themselves (an
+    emulated or lab platform's root, which AMD did not sign): every link is
+    still checked, but the chain proves only what that root's owner vouches
+    for; the summary's generation is 'lab' and user_supplied_root is true.
     Returns a summary dict.
     """
-    roots = pinned_roots()
+    if lab_root:
+        if ark is None or ask is None:
+            raise UnsupportedUsage('a lab root needs both its ARK and its ASK')
+        if generation is not None:
+            raise UnsupportedUsage('generation names AMD\'s pinned roots; it does not apply to a lab root')
+        roots = [(LAB_GENERATION, ark, ask)]
+    else:
+        roots = pinned_roots()
     if generation is not None:
         roots = [root for root in roots if root[0] == generation]
         if not roots:
@@ -119,5 +133,5 @@ def verify_platform_chain(pdh, pek, oca, cek, ark=None, ask=None, generation=Non
     verify_signed_by(pdh, USAGE['PEK'], pek.algo, pek.public_key(), 'PEK')
     if pdh.public_key().curve.name != 'secp384r1':   # also: a point on the curve
         raise CertificateError('PDH: the key is not on P-384, the only curve SEV firmware uses')
-    return {'generation': found, 'pdh': pdh.describe(), 'pek': pek.describe(), 'oca': oca.describe(),
+    return {'generation': found, 'user_supplied_root': bool(lab_root), 'pdh': pdh.describe(), 'pek': pek.describe(), 'oca': oca.describe(),
             'cek': cek.describe()}

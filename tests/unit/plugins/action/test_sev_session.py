@@ -353,3 +353,68 @@ def test_playbook_keys_never_shown(playbook_run):
     results = json.loads((root / 'results.json').read_text())
     for run in ('made', 'again', 'forced'):
         assert not {'tek', 'tik', 'tk', 'keys'} & set(results[run])
+
+
+# ---- lab roots: an emulated platform's own ARK/ASK, trusted explicitly ------------------------
+
+def lab_files(basedir, platform, ark=None, ask=None):
+    (basedir / 'files' / 'lab_ark.cert').write_bytes(ark or platform.roots.ark_cert)
+    (basedir / 'files' / 'lab_ask.cert').write_bytes(ask or platform.roots.ask_cert)
+    return dict(ark_file='lab_ark.cert', ask_file='lab_ask.cert')
+
+
+def test_lab_root_verifies_the_emulated_chain_and_says_so_loudly(platform, basedir):
+    """Nothing injected: the TEST roots are trusted only because lab_root says so."""
+    result = Harness(basedir).run(**args_for(platform, lab_root=True, **lab_files(basedir, platform)))
+    assert (result['reason'], result['rc'], result['changed']) == ('ok', 0, True), result
+    assert result['user_supplied_root'] is True and result['chain']['user_supplied_root'] is True
+    assert result['chain']['generation'] == 'lab'
+    assert 'USER-SUPPLIED ROOT' in result['chain']['anchors'] and "not AMD's" in result['chain']['anchors']
+    assert any('USER-SUPPLIED root' in warning for warning in result['warnings']), result
+    keys = basedir / 'keys'
+    handle = platform.launch_start_b64(0x7, (keys / 'guest.godh.b64').read_text(),
+                                       (keys / 'guest.session.b64').read_text())
+    assert platform.guests[handle].tik == (keys / 'guest.tik').read_bytes()
+
+
+def test_without_lab_root_the_same_files_are_refused(platform, basedir):
+    """Production default unchanged: ark_file/ask_file must still be AMD's pinned roots."""
+    result = Harness(basedir).run(**args_for(platform, **lab_files(basedir, platform)))
+    assert (result['failed'], result['reason'], result['rc']) == (True, 'insecure', 3), result
+    assert "ARK: not one of AMD's pinned root keys" in result['msg']
+    assert not (basedir / 'keys' / 'guest.tik').exists()
+
+
+def test_pinned_chain_reports_no_user_supplied_root(platform, basedir, injected):
+    result = Harness(basedir).run(**args_for(platform))
+    assert result['user_supplied_root'] is False and result['chain']['user_supplied_root'] is False
+    assert not any('USER-SUPPLIED' in warning for warning in result.get('warnings', []))
+
+
+def test_lab_root_of_another_platform_is_refused(platform, basedir):
+    other = fw.TestRoots()
+    files = lab_files(basedir, platform, ark=other.ark_cert, ask=other.ask_cert)
+    result = Harness(basedir).run(**args_for(platform, lab_root=True, **files))
+    assert (result['failed'], result['reason'], result['rc']) == (True, 'insecure', 3), result
+    assert 'CEK signed by ASK' in result['msg'], result['msg']
+    assert not (basedir / 'keys' / 'guest.tik').exists()
+
+
+def test_lab_ask_not_certified_by_the_lab_ark_is_refused(platform, basedir):
+    other = fw.TestRoots()
+    files = lab_files(basedir, platform, ark=other.ark_cert)
+    result = Harness(basedir).run(**args_for(platform, lab_root=True, **files))
+    assert (result['failed'], result['reason'], result['rc']) == (True, 'insecure', 3), result
+    assert result['msg'].startswith('ASK certified by ARK (lab)'), result['msg']
+
+
+@pytest.mark.parametrize('extra, words', [
+    ({}, 'lab_root needs ark_file and ask_file'),
+    ({'generation': 'rome', 'ark_file': 'lab_ark.cert', 'ask_file': 'lab_ask.cert'},
+     'generation names AMD'),
+])
+def test_lab_root_usage_errors(platform, basedir, extra, words):
+    lab_files(basedir, platform)
+    result = Harness(basedir).run(**args_for(platform, lab_root=True, **extra))
+    assert (result['failed'], result['reason'], result['rc']) == (True, 'unsupported', 2), result
+    assert words in result['msg']
