@@ -25,7 +25,8 @@ import libvirt_qemu
 import pytest
 
 from harness.domain import SEV_LAUNCH_SECURITY_XML, error_domain_name, error_name, minimal_domain_xml, state_name
-from harness.libvirtd import Libvirtd, RemoteLibvirtd, cleanup_stale, free_tcp_port, processes_by_rundir
+from harness.libvirtd import (REGISTRY_DIR, Libvirtd, RemoteLibvirtd, cleanup_stale, free_tcp_port,
+                              processes_by_rundir)
 
 SHUTOFF_UNKNOWN = (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_UNKNOWN)
 SHUTOFF_DESTROYED = (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED)
@@ -387,14 +388,19 @@ def test_stop_kills_qemu_and_removes_everything():
 
 
 def test_leftovers_of_a_killed_run_are_swept():
-    """A run killed without stop(): the next cleanup_stale() removes all of it."""
+    """A run killed without stop(): the next cleanup_stale() removes all of it, by its record."""
     r = RemoteLibvirtd(name='crash', hostname='sev-crash')
     r.start()
     conn = r.connect(r.uri_tcp)
     conn.defineXML(minimal_domain_xml('sevh-crash')).createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
     conn.close()
-    rundir, veth, pids = r.rundir, r.veth, r.pids()
+    rundir, veth, pids, record_path = r.rundir, r.veth, r.pids(), r.record_path
     assert qemu_pid(r, 'sevh-crash') in pids and len(pids) >= 3  # libvirtd, sshd, QEMU
+    with open(record_path, encoding='utf-8') as f:
+        rec = json.load(f)
+    # the record names what cleanup may touch, taken while it started
+    assert rec['rundir'] == rundir and rec['pid'] == r.proc.pid and rec['mntns'] == r.mntns
+    assert rec['veth'] == veth and rec['veth_ifindex'] == int(open('/sys/class/net/%s/ifindex' % veth).read())
     # simulate the death of the owner: its locks vanish, nothing is stopped
     for lock in r._locks:  # pylint: disable=protected-access
         lock.close()
@@ -404,8 +410,41 @@ def test_leftovers_of_a_killed_run_are_swept():
     assert not any(pid_alive(p) for p in pids), removed
     assert not os.path.exists(rundir)
     assert not os.path.exists('/sys/class/net/' + veth)
+    assert not os.path.exists(record_path)
     assert any(rundir in line for line in removed)
     assert any(re.search(r'qemu', line) for line in removed), removed
+
+
+def test_cleanup_ignores_what_it_did_not_record(tmp_path):
+    """No record, no action: a run-dir-like directory whose mounts a live process
+    uses, and a record whose run directory is not the one its name says, stay."""
+    name = 'sevh-unrec-%s' % os.urandom(4).hex()
+    fake = os.path.join('/tmp', name)
+    os.makedirs(os.path.join(fake, 'a'))
+    os.makedirs(os.path.join(fake, 'b'))
+    holder = subprocess.Popen(  # pylint: disable=consider-using-with
+        ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
+         'mount --bind %s/a %s/b && echo ready && exec sleep 120' % (fake, fake)],
+        stdout=subprocess.PIPE, text=True)
+    bogus = os.path.join(REGISTRY_DIR, 'sevh-bogus-%s.json' % os.urandom(4).hex())
+    try:
+        assert holder.stdout.readline().strip() == 'ready'
+        assert holder.pid in processes_by_rundir().get(name, set())  # the old pattern would have killed it
+        os.makedirs(REGISTRY_DIR, exist_ok=True)
+        with open(bogus, 'w', encoding='utf-8') as f:
+            json.dump({'rundir': fake, 'pid': holder.pid}, f)
+        removed = cleanup_stale()
+        assert pid_alive(holder.pid)
+        assert os.path.isdir(fake)
+        assert os.path.exists(bogus)
+        assert not any(name in line and 'left alone' not in line for line in removed), removed
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+        if os.path.exists(bogus):
+            os.unlink(bogus)
+        subprocess.run(['rm', '-rf', '--one-file-system', fake], check=True)
 
 
 def test_fresh_instances_do_not_disturb_running_ones(libvirtd_local, connect):

@@ -27,9 +27,14 @@ pair, so an interrupted run leaves nothing that a later one cannot sweep.
 
 Ownership and leftovers: every instance holds an abstract unix socket named
 after its run directory (and remote ones one per address slot) as a lock that
-the kernel drops when the owning process dies.  ``cleanup_stale()`` (called
-by ``start()``) kills processes whose mounts come from a run directory that
-nobody holds, removes such directories, and deletes unheld ``sevhN`` veths.
+the kernel drops when the owning process dies, and keeps a record of what it
+made in a registry directory (``REGISTRY_DIR``): run directory, the start
+process's pid and start time, its mount and network namespaces, veth and its
+ifindex, slot.  ``cleanup_stale()`` (called by ``start()``) acts only on
+records whose lock nobody holds: it kills the processes in the recorded mount
+namespace (confirmed by the run directory's mounts in their mountinfo),
+deletes the recorded veth if it is still the recorded interface, removes the
+recorded run directory, then the record.  Nothing is found by name pattern.
 
 Plain Python: stdlib and libvirt-python only.
 """
@@ -61,11 +66,13 @@ RUNDIR_BASE = '/tmp'
 _RUNDIR_NAME_RE = re.compile(r'sevh-[a-z0-9]{1,16}-[0-9a-f]{8}')
 _RUNDIR_IN_PATH_RE = re.compile(r'(?:^|/)(sevh-[a-z0-9]{1,16}-[0-9a-f]{8})(?:/|$)')
 _LOCK_PREFIX = 'confidential.sev.harness/'
+# One JSON record per instance, named after its run directory: what cleanup
+# may touch when the instance's owner died without stop().
+REGISTRY_DIR = os.path.join(RUNDIR_BASE, 'sevh-registry')
 # Remote instances: slot N uses 198.51.100.(4N+1)/30 (default namespace end,
 # interface sevhN) and 198.51.100.(4N+2)/30 (eth0 inside the namespace).
 REMOTE_NET = ipaddress.IPv4Network('198.51.100.0/24')
 MAX_SLOTS = REMOTE_NET.num_addresses // 4
-_VETH_RE = re.compile(r'sevh([0-9]+)')
 # Directories of the run directory and where the daemon sees them.
 BIND_MOUNTS = (
     ('run', '/run'),
@@ -185,58 +192,161 @@ def terminate(pids, grace=5.0):
     return pids
 
 
-def cleanup_stale(base=RUNDIR_BASE):
-    """Remove what earlier, interrupted runs left: processes, run dirs, veths.
+def proc_starttime(pid):
+    """Start time of pid in clock ticks since boot (/proc/PID/stat field 22), or None.
 
-    Only touches instances whose lock nobody holds, so concurrent test runs
-    (another session on the same machine) are safe.  Returns a list of what
+    A pid plus its start time names one process; a recycled pid has another.
+    """
+    try:
+        with open('/proc/%d/stat' % pid, encoding='ascii', errors='replace') as f:
+            return int(f.read().rpartition(')')[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _ns_id(pid, kind):
+    """'mnt:[4026532...]' of a process's namespace, or None."""
+    try:
+        return os.readlink('/proc/%d/ns/%s' % (pid, kind))
+    except OSError:
+        return None
+
+
+def _mountinfo_mentions(pid, rundir):
+    """True if a mount of pid's namespace has its root in rundir (bind mounts)."""
+    try:
+        with open('/proc/%d/mountinfo' % pid, encoding='utf-8', errors='replace') as f:
+            text = f.read()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        fields = line.split(' ')
+        if len(fields) > 4:
+            root = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), fields[3])
+            if root == rundir or root.startswith(rundir + '/'):
+                return True
+    return False
+
+
+def processes_in_mntns(mntns, rundir):
+    """Pids whose mount namespace is mntns ('mnt:[N]') and carries rundir's mounts.
+
+    Both must hold: a namespace inode number can be reused once the namespace
+    is gone, the run directory's binds exist only in the one we made.
+    """
+    rundir = os.path.realpath(rundir)
+    found = set()
+    confirmed = None
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        if _ns_id(int(entry), 'mnt') != mntns:
+            continue
+        if confirmed is None:
+            confirmed = _mountinfo_mentions(int(entry), rundir)
+            if not confirmed:
+                return set()
+        found.add(int(entry))
+    return found
+
+
+def registry_dir(base=RUNDIR_BASE):
+    """The registry of instance records for run directories under base."""
+    if os.path.realpath(base) == os.path.realpath(RUNDIR_BASE):
+        return REGISTRY_DIR
+    return os.path.join(base, 'sevh-registry')
+
+
+def _write_record(path, record):
+    tmp = path + '.tmp'
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+def _ifindex(link):
+    try:
+        with open('/sys/class/net/%s/ifindex' % link, encoding='ascii') as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cleanup_stale(base=RUNDIR_BASE):
+    """Remove what earlier, interrupted runs of this harness left, by their records.
+
+    Only records whose run-directory lock nobody holds are acted on, so
+    concurrent test runs (another session on the same machine) are safe, and
+    only what a record names is touched: processes in its mount namespace
+    (or its start process, by pid and start time), its veth if the interface
+    still has the recorded ifindex, its run directory.  Returns a list of what
     was removed, for logging.
     """
     removed = []
-    for name, pids in processes_by_rundir().items():
-        lock = _try_lock('rundir/' + name)
-        if lock is None:
-            continue
-        try:
-            removed.extend('process %d (%s) of %s' % (p, _comm(p), name) for p in sorted(pids))
-            survivors = terminate(pids, grace=2.0)
-            if survivors:
-                raise HarnessError('stale processes of %s survive SIGKILL: %s' % (name, sorted(survivors)))
-        finally:
-            lock.close()
-    for path in glob.glob(os.path.join(base, 'sevh-*')):
-        name = os.path.basename(path)
-        if not _RUNDIR_NAME_RE.fullmatch(name):
-            continue
-        lock = _try_lock('rundir/' + name)
-        if lock is None:
-            continue
-        try:
-            mounted = _mounts_under(path)
-            if mounted:
-                # never rmtree across a mount point; our binds live only in
-                # the daemons' namespaces, so this is somebody else's doing
-                raise HarnessError('stale %s has mounts in this namespace: %s' % (path, mounted))
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append('run directory ' + path)
-        finally:
-            lock.close()
+    registry = registry_dir(base)
     try:
-        links = os.listdir('/sys/class/net')
-    except OSError:
-        links = []
-    for link in links:
-        m = _VETH_RE.fullmatch(link)
-        if not m:
+        entries = sorted(os.listdir(registry))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        stem, ext = os.path.splitext(entry)
+        if ext != '.json' or not _RUNDIR_NAME_RE.fullmatch(stem):
             continue
-        lock = _try_lock('slot/' + m.group(1))
+        lock = _try_lock('rundir/' + stem)
         if lock is None:
-            continue
+            continue  # its owner lives
         try:
-            if _run(['ip', 'link', 'del', link], check=False).returncode == 0:
-                removed.append('veth ' + link)
+            removed.extend(_clean_record(os.path.join(registry, entry), stem, base))
         finally:
             lock.close()
+    return removed
+
+
+def _clean_record(record_path, stem, base):
+    """Undo one dead instance's record; called with its run-directory lock held."""
+    removed = []
+    try:
+        with open(record_path, encoding='utf-8') as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        # a record is replaced atomically: an unreadable one is not ours to act on
+        return ['unreadable record %s left alone' % record_path]
+    rundir = os.path.join(os.path.realpath(base), stem)
+    if rec.get('rundir') != rundir:
+        return ['record %s names %r, not %s: left alone' % (record_path, rec.get('rundir'), rundir)]
+    pids = set()
+    start_pid, start_time = rec.get('pid'), rec.get('pid_starttime')
+    mntns = rec.get('mntns')
+    if isinstance(start_pid, int) and start_time is not None and proc_starttime(start_pid) == start_time:
+        pids.add(start_pid)
+        mntns = mntns or _ns_id(start_pid, 'mnt')
+    if mntns and mntns != _ns_id(os.getpid(), 'mnt'):
+        pids |= processes_in_mntns(mntns, rundir)
+    if pids:
+        removed.extend('process %d (%s) of %s' % (p, _comm(p), stem) for p in sorted(pids))
+        survivors = terminate(pids, grace=2.0)
+        if survivors:
+            raise HarnessError('stale processes of %s survive SIGKILL: %s' % (stem, sorted(survivors)))
+    veth, ifindex, slot = rec.get('veth'), rec.get('veth_ifindex'), rec.get('slot')
+    if veth and ifindex is not None and _ifindex(veth) == ifindex:
+        slot_lock = _try_lock('slot/%s' % slot)
+        if slot_lock is not None:
+            try:
+                if _run(['ip', 'link', 'del', veth], check=False).returncode == 0:
+                    removed.append('veth %s (ifindex %d)' % (veth, ifindex))
+            finally:
+                slot_lock.close()
+    if os.path.lexists(rundir):
+        mounted = _mounts_under(rundir)
+        if mounted:
+            # never rmtree across a mount point; our binds live only in the
+            # daemons' namespaces, so this is somebody else's doing
+            raise HarnessError('stale %s has mounts in this namespace: %s' % (rundir, mounted))
+        shutil.rmtree(rundir, ignore_errors=True)
+        removed.append('run directory ' + rundir)
+    os.unlink(record_path)
     return removed
 
 
@@ -306,6 +416,8 @@ class Libvirtd:
         self.start_seconds = None
         self.stale_removed = []
         self._locks = []
+        self.record_path = None
+        self._record = {}
 
     # ----------------------------------------------------------- paths ----
     def path(self, *parts):
@@ -416,7 +528,14 @@ class Libvirtd:
             if lock is not None:
                 break
         self._locks.append(lock)
-        path = os.path.join(self.base_dir, basename)
+        path = os.path.join(os.path.realpath(self.base_dir), basename)
+        # the record first: whatever exists later is named in it
+        registry = registry_dir(self.base_dir)
+        os.makedirs(registry, mode=0o700, exist_ok=True)
+        self.record_path = os.path.join(registry, basename + '.json')
+        self._record = {'rundir': path, 'kind': self.kind, 'owner_pid': os.getpid(),
+                        'owner_starttime': proc_starttime(os.getpid())}
+        _write_record(self.record_path, self._record)
         os.mkdir(path, 0o755)
         self.rundir = path
         for sub, _target in BIND_MOUNTS:
@@ -490,6 +609,25 @@ class Libvirtd:
                 self._unshare_args() + ['--', '/bin/sh', self.path('start.sh')],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.rundir, env=_ENV, start_new_session=True)
+        self.update_record(pid=self.proc.pid, pid_starttime=proc_starttime(self.proc.pid))
+
+    def update_record(self, **fields):
+        """Add what this instance made to its registry record (for cleanup_stale)."""
+        self._record.update(fields)
+        _write_record(self.record_path, self._record)
+
+    def _await_mntns(self, deadline):
+        """Record the start process's own mount namespace once unshare made it."""
+        mine = _ns_id(os.getpid(), 'mnt')
+        while True:
+            ns = _ns_id(self.proc.pid, 'mnt')
+            if ns is not None and ns != mine:
+                self.mntns = ns
+                self.update_record(mntns=ns, netns=_ns_id(self.proc.pid, 'net'))
+                return
+            if not self.running or time.monotonic() > deadline:
+                raise HarnessError('the mount namespace never appeared\n' + self.logs())
+            time.sleep(0.02)
 
     def _after_launch(self, deadline):
         """Subclass hook: runs once the daemon process exists."""
@@ -504,6 +642,7 @@ class Libvirtd:
                 conn.close()
 
     def _wait_ready(self, deadline):
+        self._await_mntns(deadline)
         self._after_launch(deadline)
         last = None
         while True:
@@ -519,7 +658,6 @@ class Libvirtd:
                 raise HarnessError('%s libvirtd not ready after %.0fs (last error: %s)\n%s'
                                    % (self.kind, self.start_timeout, last, self.logs()))
             time.sleep(0.1)
-        self.mntns = os.readlink('/proc/%d/ns/mnt' % self.proc.pid)
 
     def logs(self, lines=40):
         """Tails of the daemon's logs, for error messages."""
@@ -534,7 +672,10 @@ class Libvirtd:
         pids = set()
         if self.running:
             pids.add(self.proc.pid)
-        if self.rundir:
+        if self.rundir and self.mntns:
+            pids |= processes_in_mntns(self.mntns, self.rundir)
+        elif self.rundir:
+            # start failed before the namespace was recorded
             pids |= processes_by_rundir().get(os.path.basename(self.rundir), set())
         return pids
 
@@ -577,11 +718,18 @@ class Libvirtd:
                 if os.path.exists(self.rundir):
                     problems.append('could not remove ' + self.rundir)
         if not problems:
+            if self.record_path:
+                try:
+                    os.unlink(self.record_path)
+                except FileNotFoundError:
+                    pass
             for lock in self._locks:
                 lock.close()
             self._locks = []
             self.proc = None
             self.rundir = None
+            self.mntns = None
+            self.record_path = None
             self._released()
             atexit.unregister(self._stop_at_exit)
         if problems:
@@ -747,15 +895,18 @@ class RemoteLibvirtd(Libvirtd):
         for slot in slots:
             lock = _try_lock('slot/%d' % slot)
             if lock is not None:
+                if os.path.exists('/sys/class/net/sevh%d' % slot):
+                    # not recorded by a dead instance (start() ran cleanup_stale
+                    # first), so not ours to delete: leave the slot alone
+                    lock.close()
+                    continue
                 self._slot_lock = lock
                 self._locks.append(lock)
                 self.slot = slot
-                # a veth of this slot without a holder is a leftover
-                if os.path.exists('/sys/class/net/' + self.veth):
-                    _run(['ip', 'link', 'del', self.veth])
-                    self.stale_removed.append('veth ' + self.veth)
+                self.update_record(slot=slot, veth=self.veth)
                 return
-        raise HarnessError('no free address slot (tried %s)' % list(slots))
+        raise HarnessError('no free address slot (tried %s; a slot whose sevhN interface exists '
+                           'without a record is skipped)' % list(slots))
 
     def _unshare_args(self):
         return super()._unshare_args() + ['--uts', '--net']
@@ -791,6 +942,7 @@ class RemoteLibvirtd(Libvirtd):
             time.sleep(0.02)
         _run(['ip', 'link', 'add', self.veth, 'type', 'veth', 'peer', 'name', 'eth0',
               'netns', str(self.proc.pid)])
+        self.update_record(veth_ifindex=_ifindex(self.veth))
         _run(['ip', 'addr', 'add', '%s/30' % self.host_addr, 'dev', self.veth])
         _run(['ip', 'link', 'set', self.veth, 'up'])
 
