@@ -274,15 +274,16 @@ def _ifindex(link):
         return None
 
 
-def cleanup_stale(base=RUNDIR_BASE):
+def cleanup_stale(base=RUNDIR_BASE, only=None):
     """Remove what earlier, interrupted runs of this harness left, by their records.
 
     Only records whose run-directory lock nobody holds are acted on, so
     concurrent test runs (another session on the same machine) are safe, and
     only what a record names is touched: processes in its mount namespace
     (or its start process, by pid and start time), its veth if the interface
-    still has the recorded ifindex, its run directory.  Returns a list of what
-    was removed, for logging.
+    still has the recorded ifindex, its run directory.  only: a set of run
+    directory names to restrict it to.  Returns a list of what was removed,
+    for logging.
     """
     removed = []
     registry = registry_dir(base)
@@ -292,7 +293,7 @@ def cleanup_stale(base=RUNDIR_BASE):
         return removed
     for entry in entries:
         stem, ext = os.path.splitext(entry)
-        if ext != '.json' or not _RUNDIR_NAME_RE.fullmatch(stem):
+        if ext != '.json' or not _RUNDIR_NAME_RE.fullmatch(stem) or (only is not None and stem not in only):
             continue
         lock = _try_lock('rundir/' + stem)
         if lock is None:
