@@ -230,8 +230,9 @@ class EmulatedPlatform:
     covers; ``es`` whether the platform was initialised with SEV-ES.
     """
 
-    def __init__(self, roots=None, api=(0, 24), build_id=15, es=True, chip_id=None, keys=None):
+    def __init__(self, roots=None, api=(0, 24), build_id=15, es=True, chip_id=None, keys=None, cbitpos=47):
         self.roots = roots or TestRoots()
+        self.cbitpos = cbitpos
         self.api = tuple(api)
         self.build_id = build_id
         self.es = es
@@ -279,7 +280,7 @@ class EmulatedPlatform:
         """What libvirt's virNodeGetSEVInfo reports (QEMU query-sev-capabilities)."""
         pdh, chain = self.pdh_cert_export()
         return {'pdh': base64.b64encode(pdh).decode(), 'cert-chain': base64.b64encode(chain).decode(),
-                'cpu0-id': base64.b64encode(self.chip_id).decode(), 'cbitpos': 51,
+                'cpu0-id': base64.b64encode(self.chip_id).decode(), 'cbitpos': self.cbitpos,
                 'reduced-phys-bits': 1, 'max-guests': 15, 'max-es-guests': 494 if self.es else 0}
 
     # -- launch commands --
@@ -396,6 +397,7 @@ class EmulatedPlatform:
         blobs.update({'pdh.cert': self.pdh_cert, 'pek.cert': self.pek_cert, 'oca.cert': self.oca_cert})
         blobs['platform.json'] = json.dumps({
             'api': list(self.api), 'build_id': self.build_id, 'es': self.es, 'chip_id': self.chip_id.hex(),
+            'cbitpos': self.cbitpos,
             'ark_id': self.roots.ark_id.hex(), 'ask_id': self.roots.ask_id.hex()}, indent=1).encode()
         for name, data in blobs.items():
             handle = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -414,7 +416,7 @@ class EmulatedPlatform:
         roots.bits = roots.ark_key.key_size
         roots.ark_id, roots.ask_id = bytes.fromhex(settings['ark_id']), bytes.fromhex(settings['ask_id'])
         platform = cls(roots=roots, api=settings['api'], build_id=settings['build_id'], es=settings['es'],
-                       chip_id=bytes.fromhex(settings['chip_id']),
+                       chip_id=bytes.fromhex(settings['chip_id']), cbitpos=settings.get('cbitpos', 47),
                        keys=dict((name, key(name)) for name in ('cek', 'oca', 'pek', 'pdh')))
         # The same certificates as before (ECDSA signatures are randomised).
         for name in ('pdh', 'pek', 'oca'):
@@ -428,7 +430,7 @@ class EmulatedPlatform:
         os.makedirs(directory, exist_ok=True)
         pdh, chain = self.pdh_cert_export()
         files = {'pdh.cert': pdh, 'cert_chain.bin': chain, 'cek.cert': self.kds_cek(),
-                 'test_ark.cert': self.roots.ark_cert, 'test_ask.cert': self.roots.ask_cert,
+                 'lab_ark.cert': self.roots.ark_cert, 'lab_ask.cert': self.roots.ask_cert,
                  'node_sev.json': json.dumps(self.node_sev_info(), indent=1).encode()}
         for name, data in files.items():
             with open(os.path.join(directory, name), 'wb') as stream:
