@@ -8,6 +8,10 @@
 ``libvirtd_remote`` libvirtd + sshd on a "host" of their own (network, UTS and
                     mount namespaces; hostname sev-hv1; 198.51.100.2 for slot 0),
                     session-scoped.
+``emulated_hypervisors`` three EmulatedHypervisor hosts running at once
+                    (sev-ehv1..3, each its own slot and address, sshd, an
+                    emulated SEV platform behind a real libvirtd), session-scoped;
+                    ``emulated_hv`` is the first of them.
 
 Nothing is skipped: if a daemon cannot start, every test that uses it ERRORS
 with the daemon's log tail (HarnessError).  Root is required.
@@ -24,6 +28,8 @@ import os
 import secrets
 import signal
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import libvirt
 import pytest
@@ -32,7 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # pylint: disable=wrong-import-position
 from harness.domain import MiniDomain  # noqa: E402
-from harness.libvirtd import Libvirtd, RemoteLibvirtd  # noqa: E402
+from harness.hypervisor import EmulatedHypervisor  # noqa: E402
+from harness.libvirtd import HarnessError, Libvirtd, RemoteLibvirtd  # noqa: E402
 
 OBSERVATIONS = []
 
@@ -83,6 +90,42 @@ def libvirtd_remote(record):
         record('leftovers removed before start', '; '.join(daemon.stale_removed))
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope='session')
+def emulated_hypervisors(record):
+    """Three emulated SEV hypervisors at once; the test process is none of them."""
+    hvs = [EmulatedHypervisor(name='ehv%d' % n, hostname='sev-ehv%d' % n) for n in (1, 2, 3)]
+    started = []
+    try:
+        t0 = time.monotonic()
+        for hv in hvs:
+            hv.start()
+            started.append(hv)
+            record('emulated hypervisor %s start' % hv.hostname, '%.2fs; slot %d, %s, %s'
+                   % (hv.start_seconds, hv.slot, hv.addr, hv.rundir))
+            if hv.stale_removed:
+                record('leftovers removed before start', '; '.join(hv.stale_removed))
+        # the three capability probes (through the emulator) in parallel
+        with ThreadPoolExecutor(len(hvs)) as pool:
+            probes = list(pool.map(lambda hv: hv.warm_up(), hvs))
+        record('emulated hypervisors: capability probes (parallel)', ', '.join('%.2fs' % p for p in probes))
+        record('emulated hypervisors: 3 ready', '%.2fs' % (time.monotonic() - t0))
+        yield hvs
+    finally:
+        problems = []
+        for hv in started:
+            try:
+                hv.stop()
+            except HarnessError as e:
+                problems.append(str(e))
+        if problems:
+            raise HarnessError('; '.join(problems))
+
+
+@pytest.fixture(scope='session')
+def emulated_hv(emulated_hypervisors):  # pylint: disable=redefined-outer-name
+    return emulated_hypervisors[0]
 
 
 @pytest.fixture
