@@ -15,6 +15,7 @@ import socket
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.confidential.sev.plugins.module_utils import locality
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
 from ansible_collections.confidential.sev.plugins.module_utils.sev.files import write_private_file
 from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import HAS_CRYPTOGRAPHY
@@ -39,14 +40,33 @@ class ActionModule(ControllerAction):
         finally:
             conn.close()
 
+    def _client_on_controller(self, params):
+        """Where the libvirt client that produced the report ran: here when this
+        plugin fetches it (domain), else on the host this task targets, through
+        its connection (launch_info, as a sev_launch_info task on that host)."""
+        if params.get('domain') is not None:
+            return True
+        transport = getattr(self._connection, 'transport', None) or getattr(self._connection, '_load_name', None)
+        address = getattr(self._play_context, 'remote_addr', None)
+        return locality.connection_reaches_controller(transport, address)
+
+    def _locality(self, params):
+        if params.get('domain') is None and params.get('launch_info') is None:
+            return None
+        return locality.hypervisor_is_local(params.get('uri'), self._client_on_controller(params))
+
     def _run(self, params):
         if params.get('secrets') and not HAS_CRYPTOGRAPHY:
             return self._failure('unsupported', missing_required_lib('cryptography') + ' (on the controller)')
         if params.get('domain') is not None and not connection.HAS_LIBVIRT:
             return self._failure('unsupported', missing_required_lib('libvirt-python') + ' (on the controller)')
+        if params.get('replay_dir') is not None:
+            params['replay_dir'] = self._output_path(params['replay_dir'])
         outcome = run_validation(params, self._read_file, resolve_path=self._streamed_path,
-                                 fetch_report=self._fetch_report, controller_hostname=socket.gethostname())
-        outcome['changed'] = False
+                                 fetch_report=self._fetch_report, controller_hostname=socket.gethostname(),
+                                 local=self._locality(params), check_mode=bool(self._task.check_mode))
+        # A measurement claimed in replay_dir is a change on the controller.
+        outcome['changed'] = bool(outcome.get('replay'))
         header_file, payload_file = params.get('secret_header_file'), params.get('secret_payload_file')
         if not outcome.get('valid') or not outcome.get('secret_header') or header_file is None:
             return outcome

@@ -16,6 +16,7 @@ import binascii
 from .hypervisor.connection import failure_result
 from .hypervisor.domain_rules import apply_domain_rules
 from .hypervisor.launch_report import check_launch_info, from_host_report
+from .launch_record import ReplayError, claim_measurement
 from .sev import errors, policy as policy_mod
 from .sev.keys import load_keys
 from .sev.validation import ValidationRequest, validate
@@ -54,6 +55,9 @@ ARGUMENT_SPEC = dict(
     min_api_version=dict(type='str'),
     min_build_id=dict(type='int'),
     insecure=dict(type='bool', default=False),
+    allow_local=dict(type='bool', default=False),
+    replay_dir=dict(type='path'),
+    replay_context=dict(type='dict'),
     launch_info=dict(type='dict'),
     uri=dict(type='str'),
     domain=dict(type='str'),
@@ -69,13 +73,13 @@ MUTUALLY_EXCLUSIVE = [
     ('tk', 'tik'), ('tk', 'tek'), ('cmdline', 'cmdline_b64'),
     ('vmsa_cpu0', 'cpu_family'), ('vmsa_cpu0', 'cpu_model'), ('vmsa_cpu0', 'cpu_stepping'),
     ('vmsa_cpu1', 'cpu_family'), ('vmsa_cpu1', 'cpu_model'), ('vmsa_cpu1', 'cpu_stepping'),
-    ('launch_info', 'domain'), ('launch_info', 'uri'),
+    ('launch_info', 'domain'),
 ]
 REQUIRED_TOGETHER = [('tik', 'tek'), ('secret_header_file', 'secret_payload_file'),
                      ('cpu_family', 'cpu_model', 'cpu_stepping')]
 REQUIRED_ONE_OF = [('tk', 'tik')]
 REQUIRED_BY = {'initrd': 'kernel', 'cmdline': 'kernel', 'cmdline_b64': 'kernel',
-               'vmsa_cpu1': 'vmsa_cpu0', 'uri': 'domain'}
+               'vmsa_cpu1': 'vmsa_cpu0', 'replay_context': 'replay_dir'}
 VALIDATION_RULES = dict(mutually_exclusive=MUTUALLY_EXCLUSIVE, required_together=REQUIRED_TOGETHER,
                         required_one_of=REQUIRED_ONE_OF, required_by=REQUIRED_BY)
 
@@ -129,15 +133,22 @@ FAILURE_HINTS = {
 }
 
 
+NO_SECRETS_WARNING = ('no secrets: the validated measurement binds nothing to the guest that runs next (only a '
+                      'secret injected with this launch\'s TEK reaches exactly the launch that was measured)')
+
+
 def failure(reason, message, extra=None):
     """A failed-task result with the reference tool's exit code for ``reason``."""
     return errors.failure_result(reason, message, valid=False, **(extra or {}))
 
 
-def resolve_launch_inputs(params, fetch_report=None, controller_hostname=None):
+def resolve_launch_inputs(params, fetch_report=None, controller_hostname=None, local=None):
     """Offline: check the required options.  From a domain (``domain`` or
-    ``launch_info``): apply the reference tool's rules.  Returns (params, notes)."""
+    ``launch_info``): apply the reference tool's rules (``local``: see
+    apply_domain_rules).  Returns (params, notes)."""
     if params.get('domain') is None and params.get('launch_info') is None:
+        if params.get('uri') is not None:
+            raise errors.UnsupportedUsage('uri is used with domain or launch_info')
         missing = [key for key in OFFLINE_REQUIRED if params.get(key) is None]
         if missing:
             raise errors.UnsupportedUsage('%s required without domain or launch_info' % ', '.join(missing))
@@ -148,7 +159,7 @@ def resolve_launch_inputs(params, fetch_report=None, controller_hostname=None):
         if fetch_report is None:
             raise errors.UnsupportedUsage('domain given, but no way to reach libvirt here')
         info = from_host_report(fetch_report(params.get('uri'), params['domain']))
-    return apply_domain_rules(params, check_launch_info(info), controller_hostname)
+    return apply_domain_rules(params, check_launch_info(info), controller_hostname, local=local)
 
 
 def _resolve_candidate(resolve_path, path, index):
@@ -160,23 +171,33 @@ def _resolve_candidate(resolve_path, path, index):
         return path
 
 
-def run_validation(params, read_file, resolve_path=None, fetch_report=None, controller_hostname=None):
+def run_validation(params, read_file, resolve_path=None, fetch_report=None, controller_hostname=None, local=None,
+                   check_mode=False):
     """Options -> result dict (never raises a SevError; the caller maps
-    anything else to reason 'error').  Files are not written here.
+    anything else to reason 'error').  Files are not written here, except the
+    seen-measurement record in ``replay_dir`` (not in ``check_mode``).
 
     ``resolve_path(path, what)`` turns a firmware/kernel/initrd option into a
     path to stream (default: as given); ``fetch_report(uri, domain)`` returns
-    the raw host report for ``domain`` (see hypervisor.connection).
+    the raw host report for ``domain`` (see hypervisor.connection); ``local``
+    is (whether the hypervisor is the controller, why), see locality.py.
     """
     try:
-        params, notes = resolve_launch_inputs(params, fetch_report, controller_hostname)
+        params, notes = resolve_launch_inputs(params, fetch_report, controller_hostname, local)
         if resolve_path is not None:
             for name in ('firmware', 'kernel', 'initrd'):
                 if params.get(name) is not None:
                     params[name] = resolve_path(params[name], name)
             params['diagnose_firmware'] = [_resolve_candidate(resolve_path, path, index)
                                            for index, path in enumerate(params.get('diagnose_firmware') or [])]
-        result = validate(build_request(params, read_file)).as_dict()
+        request = build_request(params, read_file)
+        result = validate(request).as_dict()
+        if result['valid'] and params.get('replay_dir') is not None:
+            # Only a measurement that matched is claimed: a mismatch proves nothing to remember.
+            result['replay'] = claim_measurement(params['replay_dir'], request.keys.tik, request.measurement,
+                                                 params.get('replay_context'), check_mode)
+    except ReplayError as exc:
+        return failure(exc.reason, str(exc), {'replayed': True})
     except errors.SevError as exc:
         # A libvirt failure keeps its classification (error_kind, libvirt_code, libvirt_call).
         return dict(failure_result(exc), valid=False)
@@ -185,6 +206,8 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
     for key in ('computed_measurement', 'secret_header', 'secret_payload', 'diagnosis'):
         if result.get(key) is None:
             result.pop(key, None)
+    if not params.get('secrets') and result['valid'] and (params.get('domain') or params.get('launch_info')):
+        result['warnings'] = list(result.get('warnings') or []) + [NO_SECRETS_WARNING]
     if not result['valid']:
         # No computed MEASURE on a mismatch (as_dict never holds one): it
         # would be a MAC over a host-chosen nonce.  Digests only.

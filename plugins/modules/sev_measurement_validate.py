@@ -191,6 +191,24 @@ options:
         boot, and take firmware, kernel, initrd, cmdline, vCPU count and CPU SKU from what the host reports.
     type: bool
     default: false
+  allow_local:
+    description:
+      - From a domain, accept a hypervisor that is the controller itself (for a lab, or a single machine that is
+        both). It relaxes that one rule and nothing else, unlike O(insecure); the result's RV(notes) say it was
+        used.
+    type: bool
+    default: false
+  replay_dir:
+    description:
+      - A directory on the controller (created 0700) where every validated measurement is recorded by its TIK's
+        SHA-256 digest and its mnonce, one file each, created exclusively. A measurement already recorded there is
+        refused (RV(reason) V(insecure), RV(replayed) true, no secret packet): a host may be reporting the genuine
+        measurement of an earlier launch for a different one, which a reused (pre-made) session cannot tell apart.
+      - Only a matching measurement is recorded (in check mode, only looked up). Keep the directory between runs.
+    type: path
+  replay_context:
+    description: Free-form facts stored with the recorded measurement, shown when a replay is refused (host, domain).
+    type: dict
   diagnose:
     description:
       - On a mismatch, recompute under the common mistakes (TIK and TEK swapped, kernel hashes off, initrd missing,
@@ -207,7 +225,8 @@ options:
   launch_info:
     description:
       - The registered result of M(confidential.sev.sev_launch_info), to validate straight from a domain.
-        Every value in it is checked again before use. Mutually exclusive with O(domain) and O(uri).
+        Every value in it is checked again before use. Mutually exclusive with O(domain).
+      - It is taken to come from the host this task targets, read through this task's connection with O(uri).
     type: dict
   domain:
     description:
@@ -216,10 +235,16 @@ options:
     type: str
   uri:
     description:
-      - The libvirt URI to reach O(domain) from the controller, for example C(qemu+ssh://root@hv1/system).
-      - A connection to the controller itself is refused unless O(insecure). Like C(virt-qemu-sev-validate),
-        local means that the host reports the controller's own hostname, so loopback URIs are local. This
-        guards against misuse, not against a lying host, which can report any hostname.
+      - The libvirt URI to reach O(domain) from the controller, for example C(qemu+ssh://root@hv1/system); with
+        O(launch_info), the URI its M(confidential.sev.sev_launch_info) task used on the host (default
+        C(qemu:///system)).
+      - A hypervisor that is the controller itself is refused unless O(allow_local) or O(insecure). Unlike
+        C(virt-qemu-sev-validate), which compares the hostname the host reports, local is decided from the URI
+        and the connection, never from what the host says. A URI without a host (or naming a loopback name)
+        reaches the machine its client runs on, the controller with O(domain), the targeted host with
+        O(launch_info), which is the controller when the task's connection is C(local) or its address is one of
+        the controller's. A URI naming a host is local when that name resolves to an address of the controller.
+        This guards against misuse (validating on the hypervisor you distrust), not against a lying host.
     type: str
   ignore_config:
     description:
@@ -229,6 +254,7 @@ options:
     type: bool
     default: false
 notes:
+  - Without O(secrets), a valid measurement binds nothing to the guest that runs next, and a warning says so.
   - From a domain the order of checks is C(virt-qemu-sev-validate)'s, a local connection (V(insecure), 3), a domain
     not running or not paused (V(state), 5), configuration problems (V(config), 4, or V(insecure), 3), then inputs
     taken from the host only with O(insecure). libvirt cannot tell whether a paused domain ever ran; the state
@@ -298,6 +324,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+replay:
+  description:
+    - With O(replay_dir) and a valid measurement, what was recorded, C(tik_sha256) (SHA-256 of the TIK, labelled),
+      C(mnonce) (hex) and C(record) (the file).
+  type: dict
+  returned: with O(replay_dir), when valid
+replayed:
+  description: True when the measurement was refused as one validated before (a replay).
+  type: bool
+  returned: when a replay was refused
 valid:
   description: Whether the measurement matched and every requirement held.
   type: bool

@@ -4,10 +4,12 @@
 """Validating straight from a domain: virt-qemu-sev-validate's rules, in its order.
 
 1. A libvirt connection local to the validating machine is refused (insecure, 3)
-   unless ``insecure``.  "Local" is decided as the reference tool decides it:
-   the host's hostname equals the controller's.  This guards against misuse
-   (validating on the hypervisor you are trying to distrust); it is no
-   defence against a lying host, which can report any hostname.
+   unless ``insecure`` or ``allow_local`` (which relaxes this rule only).
+   The caller decides "local" from the URI and the connection (``local``,
+   see locality.py); without it, as the reference tool decides it: the
+   host's hostname equals the controller's (a host can report any hostname).
+   This guards against misuse (validating on the hypervisor you are trying
+   to distrust); it is no defence against a lying host.
 2. A domain that is not running is refused (state, 5); one that is not paused
    is refused (state, 5) unless ``insecure``.  libvirt cannot tell whether a
    paused domain was ever resumed: what is checked is the state "paused".
@@ -31,9 +33,11 @@ from . import domain_config
 ERRORS = {'config': IncorrectConfig, 'insecure': InsecureUsage, 'unsupported': UnsupportedUsage}
 
 
-def apply_domain_rules(params, info, controller_hostname):
+def apply_domain_rules(params, info, controller_hostname=None, local=None):
     """Fill ``params`` (validate options, copied) from a checked launch info.
 
+    ``local`` is (is local, why) as the caller decided it from the URI and the
+    connection; None falls back to the reference tool's hostname comparison.
     Returns (params, notes): notes say which inputs came from the host.
     """
     params = dict(params)
@@ -41,11 +45,19 @@ def apply_domain_rules(params, info, controller_hostname):
     secure = not insecure
     notes = []
 
-    remote = info['hostname'] != controller_hostname
-    if not remote and secure:
-        raise InsecureUsage(
-            "the libvirt host reports hostname '%s', the same as this controller's: validating on the "
-            'hypervisor host is not secure (set insecure to accept)' % info['hostname'])
+    if local is None:
+        remote = info['hostname'] != controller_hostname
+        if not remote and secure and not params.get('allow_local'):
+            raise InsecureUsage(
+                "the libvirt host reports hostname '%s', the same as this controller's: validating on the "
+                'hypervisor host is not secure (set insecure to accept)' % info['hostname'])
+    else:
+        remote = not local[0]
+        if local[0] and secure and not params.get('allow_local'):
+            raise InsecureUsage('the hypervisor is this controller (%s): validating on the hypervisor host is not '
+                                'secure (allow_local accepts a hypervisor that is the controller)' % local[1])
+    if not remote and params.get('allow_local'):
+        notes.append('the hypervisor is this controller, accepted by allow_local')
 
     if not info['active']:
         raise InvalidState('the domain is not running (state %s): start it paused to validate its measurement'

@@ -13,13 +13,14 @@ from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.confidential.sev.plugins.modules import (
-    sev_measurement_validate, sev_reference_measurement, sev_session,
+    sev_launch_record, sev_measurement_validate, sev_reference_measurement, sev_session,
 )
 
 CASES = [
     (sev_measurement_validate, {'measurement': 'AAAA', 'tik': '/k', 'tek': '/k'}),
     (sev_session, {'policy': 3, 'tk_file': '/k'}),
     (sev_reference_measurement, {'firmware': ['/f'], 'dest': '/d'}),
+    (sev_launch_record, {'state_dir': '/s', 'host': 'h', 'domain_uuid': 'u', 'state': 'prepare'}),
 ]
 
 
