@@ -9,7 +9,8 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.connection import failure_result
-from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.launch_report import from_host_report
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.launch_report import (
+    from_host_report, from_node_report)
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError
 
 
@@ -23,8 +24,10 @@ class ActionModule(ActionBase):
         if module_result.get('failed') or module_result.get('skipped'):
             result.update(module_result)
             return result
+        # the task's own arguments, not the host, decide which report to expect
+        node_only = self._task.args.get('domain') is None
         try:
-            info = from_host_report(module_result.get('report'))
+            info = (from_node_report if node_only else from_host_report)(module_result.get('report'))
         except SevError as exc:
             result.update(failure_result(exc))
             result['msg'] = 'the host returned data that does not check out: %s' % exc

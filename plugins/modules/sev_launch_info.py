@@ -19,6 +19,11 @@ description:
   - RV(config_problems) lists each of C(virt-qemu-sev-validate)'s configuration checks that fails, with a sentence
     to act on.
   - Register the result and pass it to M(confidential.sev.sev_measurement_validate) as O(confidential.sev.sev_measurement_validate#module:launch_info).
+  - Without O(domain), returns only the node's SEV information (RV(node_sev)) and RV(hostname), for
+    M(confidential.sev.sev_session) before any domain exists.
+  - RV(run_state) is QEMU's own run state (C(query-status)), which tells a domain paused before its first run
+    (V(prelaunch)) from one paused later (V(paused)); libvirt reports both as paused, reason user. libvirt logs the
+    domain as tainted (custom-monitor) for that query.
 author:
   - confidential.sev developers (@confidential-sev)
 extends_documentation_fragment:
@@ -41,10 +46,17 @@ attributes:
 requirements:
   - lxml (on the controller)
 options:
+  domain:
+    description:
+      - The domain's name or UUID, never its runtime ID; an identifier made of digits only is looked up as a name
+        (and as a UUID only when it is 32 digits long and no domain has that name).
+      - Omitted, only the node's SEV information is returned (as with O(node_sev_info=true)), no domain is read.
+    type: str
   node_sev_info:
     description:
       - Also return the node's SEV capabilities (PDH, certificate chain, C(cpu0-id), C(cbitpos),
         C(reduced-phys-bits), maximum guests) in RV(node_sev). Fails on a host without SEV.
+      - Implied when O(domain) is omitted.
     type: bool
     default: false
 notes:
@@ -65,6 +77,10 @@ EXAMPLES = r"""
     domain: guest1
     node_sev_info: true
   register: launch
+
+- name: Read only the platform's SEV certificates, before any domain exists
+  confidential.sev.sev_launch_info:
+  register: platform
 """
 
 RETURN = r"""
@@ -91,27 +107,49 @@ policy:
 launch_security:
   description: The five values above, or null when the host reported none.
   type: dict
-  returned: always
+  returned: with O(domain)
+uuid:
+  description: The domain's UUID (canonical form, checked). Use it to name the domain in later tasks.
+  type: str
+  returned: with O(domain)
+name:
+  description: The domain's name.
+  type: str
+  returned: with O(domain)
+id:
+  description: The libvirt domain ID, a new one at every start; -1 when inactive.
+  type: int
+  returned: with O(domain)
 state:
   description: Domain state, for example V(paused), V(running), V(shutoff).
   type: str
-  returned: always
+  returned: with O(domain)
 state_reason:
   description: Why it is in that state, for example V(user) for a domain started paused.
   type: str
-  returned: always
+  returned: with O(domain)
+run_state:
+  description:
+    - QEMU's run state from C(query-status), one of QEMU's RunState names (checked), for example V(prelaunch)
+      (started paused, never run), V(running), V(paused) (paused after it ran); null when the domain is inactive.
+  type: str
+  returned: with O(domain)
+prelaunch:
+  description: Whether the domain is paused before its first run (RV(run_state) is V(prelaunch)).
+  type: bool
+  returned: with O(domain)
 paused:
   description: Whether the domain is paused.
   type: bool
-  returned: always
+  returned: with O(domain)
 active:
   description: Whether the domain is running (paused or not).
   type: bool
-  returned: always
+  returned: with O(domain)
 vcpus:
   description: Number of vCPUs the domain runs with.
   type: int
-  returned: always
+  returned: with O(domain)
 hostname:
   description: The host's hostname as libvirt reports it (used to tell local from remote).
   type: str
@@ -119,55 +157,62 @@ hostname:
 domain:
   description: The domain's C(name), C(uuid) and C(id).
   type: dict
-  returned: always
+  returned: with O(domain)
 config:
   description:
     - The launch configuration from the domain XML, C(launch_security_type), C(policy), C(kernel_hashes),
       C(has_dh_cert), C(has_session), C(loader), C(loader_type), C(loader_readonly), C(nvram), C(kernel),
       C(initrd), C(cmdline), C(vcpus_max), C(vcpus_current), C(cpu_mode), C(cpu_model), and counts.
   type: dict
-  returned: always
+  returned: with O(domain)
 host_cpu_signature:
   description: The host CPU's C(family), C(model) and C(stepping) from its capabilities, or null.
   type: dict
-  returned: always
+  returned: with O(domain)
 node_sev:
   description: The node's SEV capabilities, C(pdh), C(cert_chain), C(cpu0_id), C(cbitpos), C(reduced_phys_bits),
-    C(max_guests), C(max_es_guests).
+    C(max_guests), C(max_es_guests), each null when the host did not report it.
   type: dict
-  returned: when O(node_sev_info=true)
+  returned: when O(node_sev_info=true) or without O(domain)
 config_problems:
   description: Each failed configuration check, as C(check), C(reason) and C(message).
   type: list
   elements: dict
-  returned: always
+  returned: with O(domain)
 domain_xml:
   description: The domain XML the host returned, for diagnosis.
   type: str
-  returned: always
+  returned: with O(domain)
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
-from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError
+from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError, UnsupportedUsage
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             connection.LIBVIRT_OPTIONS,
+            domain=dict(type='str'),
             node_sev_info=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
     if not connection.HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib('libvirt-python'), reason='unsupported', rc=2)
+    domain = module.params['domain']
     try:
+        if domain is not None and not domain.strip():
+            raise UnsupportedUsage('domain must be a name or UUID, not empty (omit it for the node only)')
         conn = connection.open_connection(module.params['uri'])
         try:
-            dom = connection.lookup_domain(conn, module.params['domain'])
-            report = connection.gather_launch_report(conn, dom, node_sev=module.params['node_sev_info'])
+            if domain is None:
+                report = connection.gather_node_report(conn)
+            else:
+                dom = connection.lookup_domain(conn, domain)
+                report = connection.gather_launch_report(conn, dom, node_sev=module.params['node_sev_info'])
         finally:
             conn.close()
     except SevError as exc:

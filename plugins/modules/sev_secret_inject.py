@@ -15,7 +15,9 @@ description:
     into guest memory. Optionally resumes the domain afterwards.
   - It takes only the encrypted packet, never TIK, TEK or plaintext. The packet is bound to one launch's
     measurement; firmware refuses it for any other launch.
-  - Refuses a domain that is not paused (secrets can only be injected before the guest first runs).
+  - Refuses (RV(error_kind=wrong_state), nothing touched) a domain that is not paused before its first run: QEMU's
+    own run state (C(query-status)) must be V(prelaunch), since libvirt reports a paused start and a later pause
+    alike. With O(expect_id), also a domain whose ID is not that launch's.
   - Always reports C(changed) when it injects. Injection cannot be observed from outside the guest, and repeating
     it with the same packet is accepted by firmware, so there is no state to compare with.
 author:
@@ -50,6 +52,11 @@ options:
     description: Resume the domain after a successful injection.
     type: bool
     default: false
+  expect_id:
+    description:
+      - The libvirt domain ID of the launch the packet was made for (RV(confidential.sev.sev_domain#module:id) of
+        its paused start). A domain with another ID is refused: it is another launch.
+    type: int
 seealso:
   - module: confidential.sev.sev_measurement_validate
   - module: confidential.sev.sev_domain
@@ -62,6 +69,13 @@ EXAMPLES = r"""
     header: "{{ attestation.secret_header }}"
     payload: "{{ attestation.secret_payload }}"
     resume: true
+
+- name: Inject into exactly the launch that was validated
+  confidential.sev.sev_secret_inject:
+    domain: "{{ started.uuid }}"
+    expect_id: "{{ started.id }}"
+    header: "{{ attestation.secret_header }}"
+    payload: "{{ attestation.secret_payload }}"
 """
 
 RETURN = r"""
@@ -74,9 +88,33 @@ resumed:
   type: bool
   returned: success
 state:
-  description: The domain state afterwards.
+  description: The domain state afterwards, as libvirt names it.
   type: str
-  returned: success
+  returned: when the domain was found
+uuid:
+  description: The domain's UUID.
+  type: str
+  returned: when the domain was found
+name:
+  description: The domain's name.
+  type: str
+  returned: when the domain was found
+id:
+  description: The libvirt domain ID, -1 when inactive.
+  type: int
+  returned: when the domain was found
+state_reason:
+  description: libvirt's reason for the state.
+  type: str
+  returned: when the domain was found
+run_state:
+  description: QEMU's run state afterwards (V(prelaunch) before the first C(cont)), null when inactive.
+  type: str
+  returned: when the domain was found
+error_kind:
+  description: V(wrong_state) when the domain is not a paused launch before its first run (nothing was touched).
+  type: str
+  returned: failure
 """
 
 import base64
@@ -85,7 +123,7 @@ import binascii
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
-from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import InvalidState, SevError, UnsupportedUsage
+from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError, UnsupportedUsage
 
 HEADER_SIZE = 52
 
@@ -109,6 +147,20 @@ def check_packet(header, payload):
         raise UnsupportedUsage('payload must be a non-empty multiple of 16 bytes, got %d' % len(raw_payload))
 
 
+def check_target(described, subject, expect_id=None):
+    """Refuse (WrongState) unless the domain is paused before its first run, and the expected launch."""
+    if described['state'] != 'paused':
+        raise connection.WrongState('%s is %s, not paused: a secret can only be injected before the guest '
+                                    'first runs' % (subject, described['state']))
+    if described['run_state'] != connection.PRELAUNCH:
+        raise connection.WrongState('%s is paused after it ran (QEMU run state %r), not before its first run: '
+                                    'a secret can only be injected before the guest first runs'
+                                    % (subject, described['run_state']))
+    if expect_id is not None and described['id'] != expect_id:
+        raise connection.WrongState('%s has ID %d, not %d (expect_id): it is another launch than the one the '
+                                    'packet was made for' % (subject, described['id'], expect_id))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -117,12 +169,14 @@ def main():
             payload=dict(type='str', required=True, no_log=True),
             address=dict(type='int'),
             resume=dict(type='bool', default=False),
+            expect_id=dict(type='int'),
         ),
         supports_check_mode=True,
     )
     params = module.params
     if not connection.HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib('libvirt-python'), reason='unsupported', rc=2)
+    known = {}
     try:
         check_packet(params['header'], params['payload'])
         if params['address'] is not None and not 0 <= params['address'] < 1 << 64:
@@ -131,25 +185,28 @@ def main():
         try:
             dom = connection.lookup_domain(conn, params['domain'])
             subject = "domain '%s'" % dom.name()
-            state = connection.domain_state(dom, subject)
-            if state['state'] != connection.PAUSED:
-                raise InvalidState('%s is %s, not paused: a secret can only be injected before the guest '
-                                   'first runs' % (subject, state['state_name']))
+            before = connection.describe(dom, subject)
+            known = connection.identity(before)
+            check_target(before, subject, params['expect_id'])
             if module.check_mode:
-                module.exit_json(changed=True, injected=False, resumed=False, state=state['state_name'])
+                module.exit_json(changed=True, injected=False, resumed=False, **known)
             launch_params = {'sev-secret-header': params['header'], 'sev-secret': params['payload']}
             if params['address'] is not None:
                 launch_params['sev-secret-set-address'] = params['address']
             connection.call(subject, 'virDomainSetLaunchSecurityState', dom.setLaunchSecurityState,
                             launch_params, 0)
+            # injected: from here on a failure is a change
+            known.update(changed=True, injected=True)
             if params['resume']:
                 connection.call(subject, 'virDomainResume', dom.resume)
-            state = connection.domain_state(dom, subject)
+            after = connection.identity(connection.describe(dom, subject))
         finally:
             conn.close()
     except SevError as exc:
-        module.fail_json(**connection.failure_result(exc))
-    module.exit_json(changed=True, injected=True, resumed=params['resume'], state=state['state_name'])
+        result = connection.failure_result(exc)
+        result.update(known)
+        module.fail_json(**result)
+    module.exit_json(changed=True, injected=True, resumed=params['resume'], **after)
 
 
 if __name__ == '__main__':

@@ -6,10 +6,16 @@
 Every libvirt error becomes a LibvirtFailure whose message names the domain,
 the call and libvirt's own words, with a ``kind`` that tells the common
 cases apart: unreachable, unknown_domain, wrong_state, sev_unsupported.
+
+A domain is identified by name or UUID only, never by its runtime ID: IDs are
+small numbers that a name like ``1`` would collide with, and they change at
+every start.  The ID is reported so that a caller can pin one launch
+(``expect_id``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from ..sev.errors import InvalidState, SevError, UnsupportedUsage, failure_result as errors_failure_result
@@ -20,6 +26,14 @@ except ImportError:
     HAS_LIBVIRT = False
 else:
     HAS_LIBVIRT = True
+
+try:
+    # Part of libvirt-python; a separate module because it is QEMU-specific.
+    import libvirt_qemu
+except ImportError:
+    HAS_LIBVIRT_QEMU = False
+else:
+    HAS_LIBVIRT_QEMU = True
 
 DEFAULT_URI = 'qemu:///system'
 # The options of every module that talks to libvirt (documented in doc_fragments/libvirt.py).
@@ -43,6 +57,15 @@ PAUSED_REASONS = {0: 'unknown', 1: 'user', 2: 'migration', 3: 'save', 4: 'dump',
                   10: 'crashed', 11: 'starting_up', 12: 'postcopy', 13: 'postcopy_failed',
                   14: 'api_error'}
 
+# QEMU's RunState (qapi/run-state.json, QEMU 7.2), as query-status names it.
+# "prelaunch": started with -S (libvirt's paused start) and never continued.
+RUN_STATES = frozenset((
+    'debug', 'inmigrate', 'internal-error', 'io-error', 'paused', 'postmigrate', 'prelaunch', 'finish-migrate',
+    'restore-vm', 'running', 'save-vm', 'shutdown', 'suspended', 'watchdog', 'guest-panicked', 'colo'))
+PRELAUNCH = 'prelaunch'
+# What every host-side module returns about the domain it acted on.
+IDENTITY_KEYS = ('uuid', 'name', 'id', 'state', 'state_reason', 'run_state')
+
 _UUID = re.compile(r'[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}')
 
 
@@ -58,6 +81,12 @@ class LibvirtFailure(SevError):
         self.call = call
         if kind == 'wrong_state':
             self.reason = InvalidState.reason
+
+
+class WrongState(InvalidState):
+    """The domain is not in the state an action needs; nothing was touched."""
+
+    kind = 'wrong_state'
 
 
 def _classify(code):
@@ -87,10 +116,13 @@ def failure_from(exc, call, subject):
 
 
 def failure_result(exc):
-    """A failed-task result for a SevError (LibvirtFailure adds kind, code, call)."""
+    """A failed-task result for a SevError (LibvirtFailure adds kind, code, call;
+    WrongState adds its kind)."""
     extra = {}
     if isinstance(exc, LibvirtFailure):
         extra = {'error_kind': exc.kind, 'libvirt_code': exc.code, 'libvirt_call': exc.call}
+    elif isinstance(exc, WrongState):
+        extra = {'error_kind': exc.kind}
     return errors_failure_result(exc.reason, str(exc), **extra)
 
 
@@ -119,17 +151,18 @@ def open_connection(uri=None, read_only=False):
 
 
 def lookup_domain(conn, ident):
-    """A domain by ID (digits), UUID, or name, in the reference tool's order;
-    a name that looks like an ID or UUID is still found by name."""
+    """A domain by name or UUID, never by runtime ID.
+
+    An identifier shaped like a UUID is tried as a UUID, then as a name; an
+    all-digit identifier is a name first (and a UUID only if it has 32 digits).
+    """
     ident = str(ident)
     subject = "domain '%s'" % ident
-    attempts = []
-    # IDs are positive C ints; anything else that looks numeric is a name.
-    if ident.isascii() and ident.isdigit() and 0 < int(ident) < 1 << 31:
-        attempts.append(('virDomainLookupByID', conn.lookupByID, int(ident)))
+    by_uuid = ('virDomainLookupByUUIDString', conn.lookupByUUIDString, ident)
+    by_name = ('virDomainLookupByName', conn.lookupByName, ident)
+    attempts = [by_name]
     if _UUID.fullmatch(ident):
-        attempts.append(('virDomainLookupByUUIDString', conn.lookupByUUIDString, ident))
-    attempts.append(('virDomainLookupByName', conn.lookupByName, ident))
+        attempts = [by_name, by_uuid] if ident.isdigit() else [by_uuid, by_name]
     failure = None
     for name, function, argument in attempts:
         try:
@@ -152,6 +185,57 @@ def domain_state(dom, subject):
             'vcpus': info[3]}
 
 
+QUERY_STATUS = json.dumps({'execute': 'query-status'})
+
+
+def run_state(dom, subject):
+    """QEMU's own run state (query-status), or None when the domain is not running.
+
+    libvirt reports a paused start and a later pause alike (PAUSED/user); only
+    QEMU knows whether the guest ever ran ("prelaunch" until the first cont).
+    libvirt marks the domain tainted (custom-monitor) in its log for this.
+    """
+    if not HAS_LIBVIRT_QEMU:
+        raise UnsupportedUsage('the libvirt_qemu module of libvirt-python is not installed')
+    try:
+        text = call(subject, 'virDomainQemuMonitorCommand', libvirt_qemu.qemuMonitorCommand, dom, QUERY_STATUS, 0)
+    except LibvirtFailure as exc:
+        # stopped between the state read and this call
+        if exc.kind == 'wrong_state' and not call(subject, 'virDomainIsActive', dom.isActive):
+            return None
+        raise
+    try:
+        status = json.loads(text)['return']['status']
+    except (ValueError, TypeError, KeyError):
+        status = None
+    if not isinstance(status, str):
+        raise LibvirtFailure('%s: QEMU answered query-status with no status: %.200r' % (subject, text),
+                             call='virDomainQemuMonitorCommand')
+    return status
+
+
+def describe(dom, subject):
+    """The domain's identity and state: IDENTITY_KEYS, plus ``active``."""
+    state = domain_state(dom, subject)
+    current = run_state(dom, subject) if state['active'] else None
+    if state['active'] and current is None:  # it stopped meanwhile
+        state = domain_state(dom, subject)
+    return {'uuid': dom.UUIDString(), 'name': dom.name(), 'id': dom.ID(), 'state': state['state_name'],
+            'state_reason': state['reason_name'], 'run_state': current, 'active': state['active']}
+
+
+def identity(described):
+    """The IDENTITY_KEYS of describe()'s result, for a module result."""
+    return dict((key, described[key]) for key in IDENTITY_KEYS)
+
+
+def gather_node_report(conn):
+    """The node's SEV info only (no domain needed), as raw data."""
+    hostname = call('libvirt connection', 'virConnectGetHostname', conn.getHostname)
+    return {'hostname': hostname,
+            'node_sev': call('libvirt host %s' % hostname, 'virNodeGetSEVInfo', conn.getSEVInfo, 0)}
+
+
 def gather_launch_report(conn, dom, node_sev=False):
     """Everything the controller needs, as raw data (strings and numbers).
 
@@ -159,15 +243,21 @@ def gather_launch_report(conn, dom, node_sev=False):
     type-checks and parses all of it.
     """
     subject = "domain '%s'" % dom.name()
+    state = domain_state(dom, subject)
     report = {
         'hostname': call('libvirt connection', 'virConnectGetHostname', conn.getHostname),
         'domain': {'name': dom.name(), 'uuid': dom.UUIDString(), 'id': dom.ID()},
-        'state': domain_state(dom, subject),
+        'state': state,
         'domain_xml': call(subject, 'virDomainGetXMLDesc', dom.XMLDesc, 0),
         'capabilities_xml': call('libvirt connection', 'virConnectGetCapabilities', conn.getCapabilities),
         'launch_security': None,
         'node_sev': None,
     }
+    state['run_state'] = run_state(dom, subject) if state['active'] else None
+    if state['active'] and state['run_state'] is None:  # it stopped meanwhile
+        report['state'] = state = domain_state(dom, subject)
+        report['domain']['id'] = dom.ID()
+        state['run_state'] = None
     if report['state']['active']:
         report['launch_security'] = call(subject, 'virDomainGetLaunchSecurityInfo',
                                          dom.launchSecurityInfo, 0)

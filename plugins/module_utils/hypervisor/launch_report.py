@@ -10,8 +10,14 @@ crash and never silently accepted.
 
 from __future__ import annotations
 
+import uuid
+
 from ..sev.errors import UnsupportedUsage
 from . import domain_config
+from .connection import PRELAUNCH, RUN_STATES
+
+# libvirt domain IDs are C ints; -1 means inactive.
+MAX_DOMAIN_ID = (1 << 31) - 1
 
 _MISSING = object()
 
@@ -65,6 +71,58 @@ def node_sev(raw, where='node SEV info'):
     return numbers
 
 
+def canonical_uuid(value, where):
+    """``value`` if it is a UUID in canonical form (lower-case 8-4-4-4-12), as libvirt formats it."""
+    if not isinstance(value, str):
+        raise UnsupportedUsage('%s: uuid has type %s, expected str' % (where, type(value).__name__))
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        canonical = None
+    if canonical != value:
+        raise UnsupportedUsage('%s: uuid %.60r is not a UUID in canonical form' % (where, value))
+    return value
+
+
+def domain_id(value, active, where):
+    """A libvirt domain ID: an int, -1 exactly when the domain is inactive."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UnsupportedUsage('%s: id has type %s, expected int' % (where, type(value).__name__))
+    if not -1 <= value <= MAX_DOMAIN_ID:
+        raise UnsupportedUsage('%s: id = %d is outside -1..%d' % (where, value, MAX_DOMAIN_ID))
+    if (value == -1) == active:
+        raise UnsupportedUsage('%s: id = %d for an %s domain' % (where, value, 'active' if active else 'inactive'))
+    return value
+
+
+def run_state(state, active, where):
+    """QEMU's run state from the host: a RunState name for an active domain, null for an inactive one."""
+    if not isinstance(state, dict) or 'run_state' not in state:
+        raise UnsupportedUsage('%s: run_state is missing' % where)
+    value = state['run_state']
+    if value is None:
+        if active:
+            raise UnsupportedUsage('%s: run_state is null for an active domain' % where)
+        return None
+    if not isinstance(value, str):
+        raise UnsupportedUsage('%s: run_state has type %s, expected str or null' % (where, type(value).__name__))
+    if value not in RUN_STATES:
+        raise UnsupportedUsage('%s: run_state %.40r is not one of QEMU\'s run states' % (where, value))
+    if not active:
+        raise UnsupportedUsage('%s: run_state %r for an inactive domain' % (where, value))
+    return value
+
+
+def from_node_report(raw):
+    """sev_launch_info's result without a domain: the node's SEV info only."""
+    where = 'host report'
+    if not isinstance(raw, dict):
+        raise UnsupportedUsage('%s is not a mapping' % where)
+    if raw.get('node_sev') is None:
+        raise UnsupportedUsage('%s: node_sev is missing' % where)
+    return {'hostname': _field(raw, 'hostname', (str,), where), 'node_sev': node_sev(raw['node_sev'])}
+
+
 def from_host_report(raw):
     """sev_launch_info's result, built on the controller from the module's raw report."""
     where = 'host report'
@@ -76,16 +134,23 @@ def from_host_report(raw):
     capabilities_xml = _field(raw, 'capabilities_xml', (str,), where)
     config = domain_config.launch_config(domain_xml)
     launch = launch_security(raw.get('launch_security'))
+    active = _field(state, 'active', (bool,), 'state')
+    _field(domain, 'uuid', (str,), 'domain')
+    _field(domain, 'id', (int,), 'domain')
+    name = _field(domain, 'name', (str,), 'domain')
+    if not name:
+        raise UnsupportedUsage('domain: name is empty')
     info = {
         'hostname': _field(raw, 'hostname', (str,), where),
-        'domain': {'name': _field(domain, 'name', (str,), 'domain'),
-                   'uuid': _field(domain, 'uuid', (str,), 'domain'),
-                   'id': _field(domain, 'id', (int,), 'domain')},
+        'domain': {'name': name,
+                   'uuid': canonical_uuid(domain['uuid'], 'domain'),
+                   'id': domain_id(domain['id'], active, 'domain')},
         'state': _field(state, 'state_name', (str,), 'state'),
         'state_code': _ranged(state, 'state', 'state', 0xff),
         'state_reason': _field(state, 'reason_name', (str,), 'state'),
         'state_reason_code': _ranged(state, 'reason', 'state', 0xffff),
-        'active': _field(state, 'active', (bool,), 'state'),
+        'active': active,
+        'run_state': run_state(state, active, 'state'),
         'vcpus': _ranged(state, 'vcpus', 'state', 0xffff),
         'launch_security': launch,
         'config': config,
@@ -97,6 +162,8 @@ def from_host_report(raw):
     if signature is not None:
         info['host_cpu_signature'] = dict(zip(('family', 'model', 'stepping'), signature))
     info['paused'] = info['state'] == 'paused'
+    info['prelaunch'] = info['paused'] and info['run_state'] == PRELAUNCH
+    info.update(info['domain'])
     if launch is not None:
         info.update(launch)
     info['config_problems'] = domain_config.config_problems(config)

@@ -11,6 +11,7 @@ import base64
 
 import pytest
 
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
 from ansible_collections.confidential.sev.plugins.modules import sev_secret_inject as inject
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import UnsupportedUsage
 
@@ -65,3 +66,37 @@ def test_messages_hold_no_packet_bytes():
     with pytest.raises(UnsupportedUsage) as exc:
         inject.check_packet(secret_mac, PAYLOAD)
     assert secret_mac not in str(exc.value) and MAC.hex() not in str(exc.value)
+
+
+# ---- check_target: only a paused launch before its first run, and the expected one ----------
+
+def described(state='paused', run_state='prelaunch', ident=7):
+    return {'uuid': '5d3c8a4e-7f0b-4c1e-9a2d-3b6f1e8c9d01', 'name': 'g', 'id': ident, 'state': state,
+            'state_reason': 'user', 'run_state': run_state, 'active': state != 'shutoff'}
+
+
+def test_check_target_accepts_a_prelaunch_domain():
+    assert inject.check_target(described(), "domain 'g'") is None
+    assert inject.check_target(described(ident=12), "domain 'g'", expect_id=12) is None
+
+
+@pytest.mark.parametrize('before, expect_id, message', [
+    (described('running', 'running'), None,
+     "domain 'g' is running, not paused: a secret can only be injected before the guest first runs"),
+    (described('shutoff', None, -1), None,
+     "domain 'g' is shutoff, not paused: a secret can only be injected before the guest first runs"),
+    # issue 8: suspended after it ran; libvirt says paused/user all the same
+    (described('paused', 'paused'), None,
+     "domain 'g' is paused after it ran (QEMU run state 'paused'), not before its first run: a secret can only "
+     "be injected before the guest first runs"),
+    (described('paused', None), None,
+     "domain 'g' is paused after it ran (QEMU run state None), not before its first run: a secret can only "
+     "be injected before the guest first runs"),
+    (described(ident=13), 12,
+     "domain 'g' has ID 13, not 12 (expect_id): it is another launch than the one the packet was made for"),
+])
+def test_check_target_refuses(before, expect_id, message):
+    with pytest.raises(connection.WrongState) as exc:
+        inject.check_target(before, "domain 'g'", expect_id)
+    assert str(exc.value) == message
+    assert connection.failure_result(exc.value)['error_kind'] == 'wrong_state'

@@ -223,15 +223,18 @@ NODE_SEV = {
 
 
 def raw_report(hostname='hv1.example.net', launch_security=None, node_sev=None, state='paused',
-               xml=None, capabilities=None, vcpus=4):
-    """connection.gather_launch_report's return value for a paused SEV guest."""
-    codes = {'paused': (3, 1, 'user', True), 'running': (1, 1, '1', True), 'shutoff': (5, 1, '1', False)}
-    code, reason, reason_name, active = codes[state]
+               xml=None, capabilities=None, vcpus=4, run_state=None):
+    """connection.gather_launch_report's return value for a paused SEV guest
+    (paused before its first run unless ``run_state`` says otherwise)."""
+    codes = {'paused': (3, 1, 'user', True, 'prelaunch'), 'running': (1, 1, '1', True, 'running'),
+             'shutoff': (5, 1, '1', False, None)}
+    code, reason, reason_name, active, default_run_state = codes[state]
     return {
         'hostname': hostname,
         'domain': {'name': 'sev-guest', 'uuid': UUID, 'id': 7 if active else -1},
         'state': {'state': code, 'state_name': state, 'reason': reason, 'reason_name': reason_name,
-                  'active': active, 'vcpus': vcpus},
+                  'active': active, 'vcpus': vcpus,
+                  'run_state': default_run_state if run_state is None else run_state},
         'domain_xml': domain_xml() if xml is None else xml,
         'capabilities_xml': capabilities_xml() if capabilities is None else capabilities,
         'launch_security': (copy.deepcopy(LAUNCH_SECURITY) if launch_security is None and active

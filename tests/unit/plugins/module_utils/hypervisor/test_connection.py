@@ -8,6 +8,8 @@ libvirt-python sets it: (code, domain, message, level, str1, str2, str3, int1, i
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import libvirt
@@ -187,9 +189,17 @@ def test_require_libvirt(monkeypatch):
 # ---- lookup_domain -----------------------------------------------------------------
 
 class FakeDomain:
+    """``monitor``: what QEMU answers to query-status (default: from ``state``,
+    prelaunch when paused); run_state=False: libvirt refuses (not running)."""
+
     def __init__(self, name='guest1', uuid=lx.UUID, ident=7, state=(3, 1), active=1, vcpus=4,
-                 xml=None, launch=None, fail=None):
+                 xml=None, launch=None, fail=None, run_state=None, monitor=None):
         self._name, self._uuid, self._id = name, uuid, ident
+        if run_state is None:
+            run_state = {3: 'prelaunch', 1: 'running'}.get(state[0], 'running')
+        self.monitor = monitor if monitor is not None else json.dumps(
+            {'return': {'status': run_state, 'singlestep': False, 'running': run_state == 'running'},
+             'id': 'libvirt-12'})
         self._state, self._active, self._vcpus = state, active, vcpus
         self._xml = lx.domain_xml() if xml is None else xml
         self._launch = dict(lx.LAUNCH_SECURITY) if launch is None else launch
@@ -232,6 +242,26 @@ class FakeDomain:
         assert flags == 0
         self._maybe_fail('launchSecurityInfo')
         return dict(self._launch)
+
+    def qemu_monitor(self, command, flags):
+        assert json.loads(command) == {'execute': 'query-status'} and flags == 0
+        self._maybe_fail('qemuMonitorCommand')
+        if not self._active:
+            raise libvirt_error(55, 'Requested operation is not valid: domain is not running')
+        return self.monitor
+
+
+class FakeLibvirtQemu:
+    """libvirt_qemu's one function used, as a stand-in module."""
+
+    @staticmethod
+    def qemuMonitorCommand(dom, command, flags):  # pylint: disable=invalid-name
+        return dom.qemu_monitor(command, flags)
+
+
+@pytest.fixture(autouse=True)
+def fake_monitor(monkeypatch):
+    monkeypatch.setattr(cn, 'libvirt_qemu', FakeLibvirtQemu)
 
 
 class FakeConnection:
@@ -284,16 +314,18 @@ class FakeConnection:
 GUEST = FakeDomain('guest1', lx.UUID, 7)
 NUMERIC = FakeDomain('123', '0e4a9f10-8c5e-4b2e-a6c1-7d3f2b9e1a55', 9)
 OTHER = FakeDomain('guest2', 'a8b4c2d1-3e5f-4a6b-9c7d-0e1f2a3b4c5d', 123)
+# issue 8: a shut-off domain named '1' and a running prod-db with ID 1
+NAMED_ONE = FakeDomain('1', '11111111-2222-4333-8444-555555555555', -1, state=(5, 1), active=0)
+PROD_DB = FakeDomain('prod-db', '99999999-8888-4777-8666-555555555555', 1, state=(1, 1))
 
 
 @pytest.mark.parametrize('ident, domains, expected, calls', [
     ('guest1', [GUEST], GUEST, [('name', 'guest1')]),
-    ('7', [GUEST], GUEST, [('id', 7)]),
-    (7, [GUEST], GUEST, [('id', 7)]),
-    # a domain named '123' is found by name when no domain has ID 123 ...
-    ('123', [GUEST, NUMERIC], NUMERIC, [('id', 123), ('name', '123')]),
-    # ... and the ID wins when one has (the reference tool's order)
-    ('123', [NUMERIC, OTHER], OTHER, [('id', 123)]),
+    # a domain named '123' is found by name, never by ID ...
+    ('123', [GUEST, NUMERIC], NUMERIC, [('name', '123')]),
+    # ... even when another domain runs with ID 123
+    ('123', [NUMERIC, OTHER], NUMERIC, [('name', '123')]),
+    ('1', [PROD_DB, NAMED_ONE], NAMED_ONE, [('name', '1')]),
     (lx.UUID, [GUEST], GUEST, [('uuid', lx.UUID)]),
     (lx.UUID.replace('-', ''), [GUEST], GUEST, [('uuid', lx.UUID.replace('-', ''))]),
     (lx.UUID.upper(), [GUEST], GUEST, [('uuid', lx.UUID.upper())]),
@@ -304,11 +336,43 @@ def test_lookup_order(ident, domains, expected, calls):
     assert conn.calls == calls
 
 
+@pytest.mark.parametrize('ident', ['7', 7, '1', '123'])
+def test_lookup_never_takes_an_identifier_for_a_runtime_id(ident):
+    """BUG (issue 8): digits were looked up by ID first: with a shut-off domain
+    named '1' and prod-db running with ID 1, destroying '1' destroyed prod-db.
+    Digits are a name; with no such name the lookup fails, whatever runs with that ID."""
+    conn = FakeConnection([GUEST, PROD_DB, OTHER])
+    with pytest.raises(cn.LibvirtFailure) as exc:
+        cn.lookup_domain(conn, ident)
+    assert exc.value.kind == 'unknown_domain'
+    assert str(exc.value).startswith("domain '%s': virDomainLookupByName failed: Domain not found" % ident)
+    assert all(kind != 'id' for kind, _value in conn.calls), conn.calls
+
+
+def test_the_domain_named_1_is_never_prod_db():
+    conn = FakeConnection([PROD_DB, NAMED_ONE])
+    assert cn.lookup_domain(conn, '1') is NAMED_ONE
+    assert cn.lookup_domain(conn, 'prod-db') is PROD_DB
+    assert cn.lookup_domain(conn, PROD_DB.UUIDString()) is PROD_DB
+
+
 def test_a_name_that_looks_like_a_uuid_is_found_by_name():
     named = FakeDomain(lx.UUID, 'ffffffff-ffff-4fff-bfff-ffffffffffff', 3)
     conn = FakeConnection([named])
     assert cn.lookup_domain(conn, lx.UUID) is named
     assert conn.calls == [('uuid', lx.UUID), ('name', lx.UUID)]
+
+
+def test_an_all_digit_uuid_is_a_name_first():
+    digits = '12345678123412341234123456789012'
+    named = FakeDomain(digits, lx.UUID, 3)
+    by_uuid = FakeDomain('guest9', '12345678-1234-1234-1234-123456789012', 4)
+    conn = FakeConnection([by_uuid, named])
+    assert cn.lookup_domain(conn, digits) is named
+    assert conn.calls == [('name', digits)]
+    conn = FakeConnection([by_uuid])
+    assert cn.lookup_domain(conn, digits) is by_uuid
+    assert conn.calls == [('name', digits), ('uuid', digits)]
 
 
 def test_hex_names_are_not_uuids():
@@ -323,20 +387,24 @@ def test_lookup_not_found_anywhere():
     conn = FakeConnection([GUEST])
     with pytest.raises(cn.LibvirtFailure) as exc:
         cn.lookup_domain(conn, '404')
-    assert conn.calls == [('id', 404), ('name', '404')]
+    assert conn.calls == [('name', '404')]
     assert exc.value.kind == 'unknown_domain'
-    assert str(exc.value).startswith("domain '404': virDomainLookupByID failed: Domain not found")
+    assert str(exc.value).startswith("domain '404': virDomainLookupByName failed: Domain not found")
     assert cn.failure_result(exc.value)['error_kind'] == 'unknown_domain'
     with pytest.raises(cn.LibvirtFailure, match="^domain 'nope': virDomainLookupByName failed"):
         cn.lookup_domain(conn, 'nope')
+    conn = FakeConnection([GUEST])
+    with pytest.raises(cn.LibvirtFailure, match="^domain '%s': virDomainLookupByUUIDString failed" % OTHER.UUIDString()):
+        cn.lookup_domain(conn, OTHER.UUIDString())
+    assert conn.calls == [('uuid', OTHER.UUIDString()), ('name', OTHER.UUIDString())]
 
 
 def test_lookup_stops_at_other_errors():
-    conn = FakeConnection([NUMERIC], fail={'id': (38, 'End of file while reading data: Input/output error')})
+    conn = FakeConnection([NUMERIC], fail={'name': (38, 'End of file while reading data: Input/output error')})
     with pytest.raises(cn.LibvirtFailure) as exc:
         cn.lookup_domain(conn, '123')
     assert exc.value.kind == 'unreachable'
-    assert conn.calls == [('id', 123)]
+    assert conn.calls == [('name', '123')]
 
 
 @pytest.mark.parametrize('ident', [
@@ -345,13 +413,11 @@ def test_lookup_stops_at_other_errors():
     '\u00b2',                              # a name that str.isdigit() accepts but int() refuses
 ])
 def test_lookup_of_odd_numeric_names_is_never_a_crash(ident):
-    """BUG: ident.isdigit() sends these to lookupByID: int() raises ValueError
-    for '²', and libvirt-python raises OverflowError for IDs beyond a C int
-    (see test:///default), neither a SevError.  A domain with this name or UUID
-    must be found; a missing one must be a LibvirtFailure."""
-    if ident.isdigit() and not ident.isdecimal():
-        named = FakeDomain(ident, lx.UUID, 3)
-    elif len(ident) == 32:
+    """Regression: ident.isdigit() once sent these to lookupByID: int() raises
+    ValueError for '²', and libvirt-python raises OverflowError for IDs beyond
+    a C int, neither a SevError.  A domain with this name or UUID must be
+    found; a missing one must be a LibvirtFailure."""
+    if len(ident) == 32:
         named = FakeDomain('guest9', ident[:8] + '-' + ident[8:12] + '-' + ident[12:16] + '-' + ident[16:20]
                            + '-' + ident[20:], 3)
     else:
@@ -436,3 +502,109 @@ def test_gather_launch_report_failures():
         cn.gather_launch_report(FakeConnection([dom]), dom)
     assert (exc.value.kind, exc.value.call) == ('sev_unsupported', 'virDomainGetLaunchSecurityInfo')
     assert str(exc.value).startswith("domain 'sev-guest': ")
+
+
+def test_gather_launch_report_carries_qemus_run_state():
+    """libvirt says paused/user for a paused start and a later pause alike; the
+    report carries QEMU's own word for it."""
+    for run_state in ('prelaunch', 'paused'):
+        dom = FakeDomain('sev-guest', lx.UUID, 7, run_state=run_state)
+        report = cn.gather_launch_report(FakeConnection([dom]), dom)
+        assert (report['state']['state_name'], report['state']['reason_name']) == ('paused', 'user')
+        assert report['state']['run_state'] == run_state
+        info = from_host_report(report)
+        assert (info['run_state'], info['prelaunch']) == (run_state, run_state == 'prelaunch')
+
+
+def test_gather_launch_report_of_a_domain_that_stops_meanwhile():
+    dom = FakeDomain('sev-guest', lx.UUID, 7)
+    dom.qemu_monitor = lambda command, flags: stop_now(dom)
+    report = cn.gather_launch_report(FakeConnection([dom]), dom)
+    assert report['state']['active'] is False and report['state']['run_state'] is None
+    assert report['domain']['id'] == -1 and report['launch_security'] is None
+    assert from_host_report(report)['state'] == 'shutoff'
+
+
+def stop_now(dom):
+    """The domain stops between the state read and the monitor command."""
+    dom._state, dom._active, dom._id = (5, 1), 0, -1  # pylint: disable=protected-access
+    raise libvirt_error(55, 'Requested operation is not valid: domain is not running')
+
+
+# ---- run_state, describe, gather_node_report ------------------------------------------
+
+@pytest.mark.parametrize('status', ['prelaunch', 'paused', 'running', 'inmigrate', 'not-a-qemu-state'])
+def test_run_state_is_qemus_status_unchanged(status):
+    # the host side passes QEMU's word on; the controller checks it (launch_report.run_state)
+    assert cn.run_state(FakeDomain(run_state=status), "domain 'g'") == status
+
+
+@pytest.mark.parametrize('reply', ['', 'not json', '[]', '{"return": {}}', '{"return": {"status": 3}}',
+                                   '{"error": {"class": "GenericError", "desc": "no"}}', '{"return": []}'])
+def test_run_state_of_an_unreadable_reply_is_a_failure(reply):
+    with pytest.raises(cn.LibvirtFailure) as exc:
+        cn.run_state(FakeDomain(monitor=reply), "domain 'g'")
+    assert str(exc.value).startswith("domain 'g': QEMU answered query-status with no status")
+    assert exc.value.call == 'virDomainQemuMonitorCommand'
+
+
+def test_run_state_failures():
+    dom = FakeDomain(fail={'qemuMonitorCommand': (1, 'internal error: cannot talk to the monitor')})
+    with pytest.raises(cn.LibvirtFailure) as exc:
+        cn.run_state(dom, "domain 'g'")
+    assert (exc.value.call, exc.value.kind) == ('virDomainQemuMonitorCommand', 'libvirt')
+    # refused while the domain is still active: a failure, not "inactive"
+    dom = FakeDomain(fail={'qemuMonitorCommand': (55, 'Requested operation is not valid')})
+    with pytest.raises(cn.LibvirtFailure):
+        cn.run_state(dom, "domain 'g'")
+
+
+def test_run_state_without_libvirt_qemu(monkeypatch):
+    monkeypatch.setattr(cn, 'HAS_LIBVIRT_QEMU', False)
+    with pytest.raises(UnsupportedUsage, match='libvirt_qemu'):
+        cn.run_state(FakeDomain(), "domain 'g'")
+
+
+@pytest.mark.parametrize('dom, expected', [
+    (FakeDomain('g', lx.UUID, 7, state=(3, 1)),
+     {'uuid': lx.UUID, 'name': 'g', 'id': 7, 'state': 'paused', 'state_reason': 'user', 'run_state': 'prelaunch',
+      'active': True}),
+    (FakeDomain('g', lx.UUID, 7, state=(3, 1), run_state='paused'),
+     {'uuid': lx.UUID, 'name': 'g', 'id': 7, 'state': 'paused', 'state_reason': 'user', 'run_state': 'paused',
+      'active': True}),
+    (FakeDomain('g', lx.UUID, 8, state=(1, 5)),
+     {'uuid': lx.UUID, 'name': 'g', 'id': 8, 'state': 'running', 'state_reason': 'unpaused', 'run_state': 'running',
+      'active': True}),
+    (FakeDomain('g', lx.UUID, -1, state=(5, 2), active=0),
+     {'uuid': lx.UUID, 'name': 'g', 'id': -1, 'state': 'shutoff', 'state_reason': 'destroyed', 'run_state': None,
+      'active': False}),
+])
+def test_describe(dom, expected):
+    assert cn.describe(dom, "domain 'g'") == expected
+    assert cn.identity(expected) == dict((key, expected[key]) for key in cn.IDENTITY_KEYS)
+    assert cn.IDENTITY_KEYS == ('uuid', 'name', 'id', 'state', 'state_reason', 'run_state')
+    if not expected['active']:
+        assert 'qemuMonitorCommand' not in dom.calls
+
+
+def test_describe_of_a_domain_that_stops_meanwhile():
+    dom = FakeDomain('g', lx.UUID, 7)
+    dom.qemu_monitor = lambda command, flags: stop_now(dom)
+    assert cn.describe(dom, "domain 'g'") == {'uuid': lx.UUID, 'name': 'g', 'id': -1, 'state': 'shutoff',
+                                               'state_reason': 'shutdown', 'run_state': None, 'active': False}
+
+
+def test_gather_node_report():
+    conn = FakeConnection([], node_sev=dict(lx.NODE_SEV))
+    assert cn.gather_node_report(conn) == {'hostname': 'hv1.example.net', 'node_sev': lx.NODE_SEV}
+
+
+def test_run_states_are_qemus():
+    assert cn.PRELAUNCH in cn.RUN_STATES and 'paused' in cn.RUN_STATES and 'running' in cn.RUN_STATES
+    assert len(cn.RUN_STATES) == 16
+
+
+def test_wrong_state_failure_result():
+    assert cn.failure_result(cn.WrongState("domain 'g' is running")) == {
+        'failed': True, 'changed': False, 'msg': "domain 'g' is running", 'reason': 'state', 'rc': 5,
+        'error_kind': 'wrong_state'}

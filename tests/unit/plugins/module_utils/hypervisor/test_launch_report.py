@@ -457,3 +457,94 @@ def test_check_launch_info_ignores_the_top_level_copies():
     info = registered()
     info.update(measurement='forged', policy=0)
     assert lr.check_launch_info(info)['launch_security'] == CHECKED_SEV
+
+
+# ---- identity: uuid, name, id, run_state (issue 8) ----------------------------------------
+
+def test_identity_at_the_top_level():
+    info = lr.from_host_report(lx.raw_report())
+    assert (info['uuid'], info['name'], info['id']) == (lx.UUID, 'sev-guest', 7)
+    assert (info['state'], info['state_reason'], info['run_state'], info['prelaunch']) == (
+        'paused', 'user', 'prelaunch', True)
+    off = lr.from_host_report(lx.raw_report(state='shutoff'))
+    assert (off['id'], off['run_state'], off['prelaunch']) == (-1, None, False)
+
+
+@pytest.mark.parametrize('state, run_state, prelaunch', [
+    ('paused', 'paused', False), ('paused', 'prelaunch', True), ('running', 'running', False),
+    ('paused', 'io-error', False), ('paused', 'inmigrate', False),
+])
+def test_prelaunch_only_before_the_first_run(state, run_state, prelaunch):
+    info = lr.from_host_report(lx.raw_report(state=state, run_state=run_state))
+    assert (info['run_state'], info['prelaunch']) == (run_state, prelaunch)
+
+
+@pytest.mark.parametrize('path, value, expected', [
+    # uuid: canonical lower-case 8-4-4-4-12 only
+    (('domain', 'uuid'), lx.UUID.upper(), 'is not a UUID in canonical form'),
+    (('domain', 'uuid'), lx.UUID.replace('-', ''), 'is not a UUID in canonical form'),
+    (('domain', 'uuid'), '{%s}' % lx.UUID, 'is not a UUID in canonical form'),
+    (('domain', 'uuid'), 'urn:uuid:' + lx.UUID, 'is not a UUID in canonical form'),
+    (('domain', 'uuid'), 'prod-db', 'is not a UUID in canonical form'),
+    (('domain', 'uuid'), '', 'is not a UUID in canonical form'),
+    (('domain', 'uuid'), 7, 'domain: uuid has type int, expected str'),
+    (('domain', 'name'), '', 'domain: name is empty'),
+    # id: an int >= -1, -1 exactly when inactive
+    (('domain', 'id'), -2, 'domain: id = -2 is outside -1..2147483647'),
+    (('domain', 'id'), 1 << 31, 'domain: id = 2147483648 is outside -1..2147483647'),
+    (('domain', 'id'), -1, 'domain: id = -1 for an active domain'),
+    (('domain', 'id'), 7.0, 'domain: id has type float, expected int'),
+    (('domain', 'id'), '7', 'domain: id has type str, expected int'),
+    # run_state: one of QEMU's RunState names, or null when inactive
+    (('state', 'run_state'), 'prelaunched', "run_state 'prelaunched' is not one of QEMU's run states"),
+    (('state', 'run_state'), 'PRELAUNCH', "is not one of QEMU's run states"),
+    (('state', 'run_state'), 'prelaunch ', "is not one of QEMU's run states"),
+    (('state', 'run_state'), None, 'state: run_state is null for an active domain'),
+    (('state', 'run_state'), ['prelaunch'], 'state: run_state has type list, expected str or null'),
+    (('state', 'run_state'), True, 'state: run_state has type bool, expected str or null'),
+])
+def test_garbage_identity_is_refused(path, value, expected):
+    with pytest.raises(UnsupportedUsage) as exc:
+        lr.from_host_report(edited(path, value))
+    assert expected in str(exc.value)
+
+
+def test_identity_of_an_inactive_domain_is_consistent():
+    off = lx.raw_report(state='shutoff')
+    off['domain']['id'] = 3
+    with pytest.raises(UnsupportedUsage, match='^domain: id = 3 for an inactive domain$'):
+        lr.from_host_report(off)
+    off = lx.raw_report(state='shutoff', run_state='prelaunch')
+    with pytest.raises(UnsupportedUsage, match="^state: run_state 'prelaunch' for an inactive domain$"):
+        lr.from_host_report(off)
+
+
+def test_run_state_must_be_reported():
+    raw = lx.raw_report()
+    del raw['state']['run_state']
+    with pytest.raises(UnsupportedUsage, match='^state: run_state is missing$'):
+        lr.from_host_report(raw)
+
+
+# ---- from_node_report: the node's SEV info without a domain ---------------------------------
+
+def test_from_node_report():
+    info = lr.from_node_report({'hostname': 'hv1.example.net', 'node_sev': dict(lx.NODE_SEV)})
+    assert info == {'hostname': 'hv1.example.net', 'node_sev': {
+        'pdh': lx.NODE_SEV['pdh'], 'cert_chain': lx.NODE_SEV['cert-chain'], 'cpu0_id': lx.NODE_SEV['cpu0-id'],
+        'cbitpos': 51, 'reduced_phys_bits': 1, 'max_guests': 509, 'max_es_guests': 100}}
+
+
+@pytest.mark.parametrize('raw, expected', [
+    (None, 'host report is not a mapping'),
+    ({'hostname': 'hv1'}, 'host report: node_sev is missing'),
+    ({'hostname': 'hv1', 'node_sev': None}, 'host report: node_sev is missing'),
+    ({'hostname': 'hv1', 'node_sev': 'pdh'}, 'node SEV info is not a mapping'),
+    ({'node_sev': dict(lx.NODE_SEV)}, 'host report: hostname is missing'),
+    ({'hostname': 'hv1', 'node_sev': dict(lx.NODE_SEV, pdh=3)}, 'node SEV info: pdh has type int'),
+    ({'hostname': 'hv1', 'node_sev': dict(lx.NODE_SEV, cbitpos=-1)}, 'node SEV info: cbitpos = -1 is outside'),
+])
+def test_from_node_report_refuses_garbage(raw, expected):
+    with pytest.raises(UnsupportedUsage) as exc:
+        lr.from_node_report(raw)
+    assert str(exc.value).startswith(expected)
