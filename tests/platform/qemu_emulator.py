@@ -162,7 +162,7 @@ def new_record(seq, command, sev):
         'firmware_path': None, 'firmware_sha256': None, 'kernel_hashes': sev['kernel_hashes'],
         'kernel_sha256': None, 'initrd_sha256': None, 'cmdline_sha256': None,
         'launch_start': None, 'digest': None, 'mnonce': None, 'measurement': None, 'measurement_reported': None,
-        'finished': False, 'injections': [], 'faults_applied': [],
+        'finished': False, 'injections': [], 'faults_applied': [], 'proxy_pid': None,
         'started_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
     }
 
@@ -283,6 +283,9 @@ def _proxy_child(state, listener, backend_address, launch, log, qemu_pid, comman
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         _close_other_fds({listener.fileno(), devnull})
+        if launch is not None:
+            # This process's copy of the record is the one it rewrites from now on.
+            launch.record['proxy_pid'] = os.getpid()
         if launch is not None and not command.paused:
             # Without -S the guest runs at once: QEMU's state change handler does LAUNCH_FINISH.
             launch.finish('started without -S')
@@ -342,6 +345,9 @@ def run(state, real_qemu, argv):
         backend.close()
         _proxy_child(state, listener, backend_address, launch, log, qemu_pid, command, monitor)
     listener.close()
+    if launch is not None:
+        launch.record['proxy_pid'] = child
+        launch.save()
     os.set_inheritable(backend.fileno(), True)
     log('exec %s for %s (proxy pid %d)' % (real_qemu, command.name or 'a capability probe', child))
     try:
