@@ -135,7 +135,7 @@ def test_three_hypervisors_are_separate_hosts(emulated_hypervisors, record):
 def test_namespace_has_dev_sev_and_the_emulator_as_default_qemu(emulated_hv):
     hv = emulated_hv
     assert not os.path.exists('/dev/sev'), 'this machine has no /dev/sev; the harness must not make one'
-    out = hv.ssh('stat', '-c', '%F %t:%T', '/dev/sev').stdout.strip()
+    out = hv.ssh("stat -c '%F %t:%T' /dev/sev").stdout.strip()
     assert out == 'character special file 1:3'
     # /dev/kvm and the sub-mounts are there too
     assert hv.ssh('test', '-c', '/dev/kvm', '-a', '-d', '/dev/pts', '-a', '-c', '/dev/null').returncode == 0

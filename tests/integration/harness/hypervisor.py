@@ -27,7 +27,7 @@ namespace, before libvirtd starts:
   is private (``/var/cache/libvirt`` is the run directory's).
 
 The platform state (``state_dir``, contract A's STATE: keys, records,
-``export/``) is ``RUNDIR/platform`` unless a ``state_dir`` is given; a given
+``export/``) is ``RUNDIR/emulator`` unless a ``state_dir`` is given; a given
 one is kept at stop (the PDH outlives restarts, as a real platform's does).
 
 ``emulate=False`` runs a pass-through launcher instead of the emulator (the
@@ -108,7 +108,7 @@ class EmulatedHypervisor(RemoteLibvirtd):
         """The emulator's STATE directory, as seen from outside (and inside)."""
         if self._state_dir_param:
             return os.path.realpath(self._state_dir_param)
-        return self.path('platform') if self.rundir else None
+        return self.path('emulator') if self.rundir else None
 
     @property
     def export_dir(self):
