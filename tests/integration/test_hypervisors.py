@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -398,3 +399,29 @@ def _ifindex_of(link):
     with open('/sys/class/net/%s/ifindex' % link, encoding='ascii') as f:
         return int(f.read())
 
+
+
+def test_hypervisor_sh_stop_sweeps_an_instance_whose_holder_was_killed(tmp_path, record):
+    """SIGKILL of the holder drops its locks; stop then removes exactly that instance, by its record."""
+    state = str(tmp_path / 'hv-state')
+    name = 'sev-shkill'
+    status = json.loads(hypervisor_sh('start', name, '--state-dir', state, '--passthrough').stdout)
+    rundir = status['rundir']
+    record_path = os.path.join(REGISTRY_DIR, os.path.basename(rundir) + '.json')
+    with open(record_path, encoding='utf-8') as f:
+        rec = json.load(f)
+    pids = processes_in_mntns(rec['mntns'], rundir)
+    try:
+        os.kill(status['holder_pid'], signal.SIGKILL)
+        assert wait_until(lambda: not alive(status['holder_pid']), 10)
+        # the instance outlives its holder until somebody sweeps it
+        assert alive(status['pid'])
+        assert hypervisor_sh('status', name, '--state-dir', state, check=False).returncode == 3
+    finally:
+        stop = hypervisor_sh('stop', name, '--state-dir', state)
+    record('hypervisor.sh stop after SIGKILL of the holder', stop.stderr.strip().replace('\n', '; '))
+    assert 'was not running' in stop.stderr and 'run directory ' + rundir in stop.stderr
+    assert not any(alive(p) for p in pids)
+    assert not os.path.exists(rundir) and not os.path.exists(record_path)
+    assert rec['veth_ifindex'] not in _ifindexes()
+    assert os.listdir(state) == [name + '.log']  # pass-through: no platform state
