@@ -201,7 +201,7 @@ def resolve_cpu(cpu_option):
         return name, None
     values = dict(zip(('family', 'model', 'stepping'), known))
     for part in parts[1:]:
-        key, _, value = part.partition('=')
+        key, dummy, value = part.partition('=')
         if key in values and value:
             values[key] = int(value, 0)
     return name, (values['family'], values['model'], values['stepping'])
