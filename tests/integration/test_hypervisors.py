@@ -400,7 +400,6 @@ def _ifindex_of(link):
         return int(f.read())
 
 
-
 def test_hypervisor_sh_stop_sweeps_an_instance_whose_holder_was_killed(tmp_path, record):
     """SIGKILL of the holder drops its locks; stop then removes exactly that instance, by its record."""
     state = str(tmp_path / 'hv-state')

@@ -248,4 +248,3 @@ def wait_for(predicate, timeout=10.0, interval=0.05):
         time.sleep(interval)
         value = predicate()
     return value
-

@@ -42,7 +42,6 @@ Plain Python: stdlib and libvirt-python only.
 from __future__ import annotations
 
 import atexit
-import glob
 import ipaddress
 import json
 import os
