@@ -424,3 +424,57 @@ def test_hypervisor_sh_stop_sweeps_an_instance_whose_holder_was_killed(tmp_path,
     assert not os.path.exists(rundir) and not os.path.exists(record_path)
     assert rec['veth_ifindex'] not in _ifindexes()
     assert os.listdir(state) == [name + '.log']  # pass-through: no platform state
+
+
+def _stand_in_bzimage(path):
+    """A file QEMU's x86 loader takes for a bzImage (boot protocol 2.15 header), random otherwise.
+
+    The guest is never resumed: only its bytes matter (they are hashed into the
+    kernel hashes table), not whether it could boot.
+    """
+    setup_sects = 4
+    image = bytearray(os.urandom((setup_sects + 1) * 512 + 256 * 1024))
+    image[0x1f1] = setup_sects
+    image[0x1fe:0x200] = b'\x55\xaa'
+    image[0x202:0x206] = b'HdrS'
+    image[0x206:0x208] = (0x020f).to_bytes(2, 'little')
+    image[0x211] = 0x01                                      # loadflags: LOADED_HIGH (bzImage)
+    image[0x22c:0x230] = (0x37ffffff).to_bytes(4, 'little')  # initrd_addr_max
+    image[0x236:0x238] = b'\0\0'                             # xloadflags
+    image[0x238:0x23c] = (2048).to_bytes(4, 'little')        # cmdline_size
+    with open(path, 'wb') as f:
+        f.write(image)
+    return path
+
+
+def test_direct_boot_kernel_hashes_are_measured(emulated_hypervisors, ovmf, tmp_path, record):
+    """kernelHashes='yes': the record's digest is what the engine computes from firmware, kernel, initrd, cmdline."""
+    hv = emulated_hypervisors[2]
+    kernel = _stand_in_bzimage(str(tmp_path / 'vmlinuz'))
+    initrd = str(tmp_path / 'initrd.img')
+    with open(initrd, 'wb') as f:
+        f.write(os.urandom(64 * 1024))
+    cmdline = 'console=ttyS0 root=/dev/mapper/root ro'
+    conn = libvirt.open(hv.uri_ssh)
+    try:
+        policy = default_policy()
+        session = session_for(conn, policy)
+        name = unique('sev-kernel')
+        xml = sev_guest_xml(name, ovmf, policy=policy, dh_cert=b64(session.godh), session=b64(session.session),
+                            kernel=kernel, initrd=initrd, cmdline=cmdline)
+        with Guest(conn, name, xml) as guest:
+            dom = guest.start_paused()
+            info = dom.launchSecurityInfo()
+            blob = base64.b64decode(info['sev-measurement'])
+            rec = launch_record(hv, name)
+            assert rec['kernel_hashes'] is True
+            with open(kernel, 'rb') as f:
+                assert rec['kernel_sha256'] == hashlib.sha256(f.read()).hexdigest()
+            expected = compute_launch_digest(ovmf, kernel, initrd, cmdline.encode()).digest
+            assert bytes.fromhex(rec['digest']) == expected
+            args = (info['sev-api-major'], info['sev-api-minor'], info['sev-build-id'], info['sev-policy'])
+            assert args == (1, 55, 21, policy)  # EmulatedHypervisor's api='1.55', build_id=21
+            assert compute_measure(session.keys.tik, *args, expected, blob[32:]) == blob[:32]
+            record('SEV direct boot with kernel hashes: digest', rec['digest'])
+    finally:
+        conn.close()
