@@ -286,6 +286,7 @@ def _proxy_child(state, listener, backend_address, launch, log, qemu_pid, comman
         if launch is not None:
             # This process's copy of the record is the one it rewrites from now on.
             launch.record['proxy_pid'] = os.getpid()
+            launch.save()
         if launch is not None and not command.paused:
             # Without -S the guest runs at once: QEMU's state change handler does LAUNCH_FINISH.
             launch.finish('started without -S')
@@ -344,10 +345,8 @@ def run(state, real_qemu, argv):
     if child == 0:
         backend.close()
         _proxy_child(state, listener, backend_address, launch, log, qemu_pid, command, monitor)
+    # The proxy owns the record from here on (it saves it with its pid): a save here could race it.
     listener.close()
-    if launch is not None:
-        launch.record['proxy_pid'] = child
-        launch.save()
     os.set_inheritable(backend.fileno(), True)
     log('exec %s for %s (proxy pid %d)' % (real_qemu, command.name or 'a capability probe', child))
     try:

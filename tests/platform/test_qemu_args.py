@@ -103,6 +103,12 @@ def test_probe_command_line():
     assert out[out.index('-machine') + 1] == 'none,accel=kvm:tcg' and '-daemonize' in out
 
 
+@pytest.mark.parametrize('argv', [['-bios', '/fw/OVMF.fd'],
+                                  ['-drive', 'file=/fw/OVMF.fd,if=pflash,format=raw,unit=0,readonly=on']])
+def test_firmware_as_rom_or_pflash_drive(argv):
+    assert qa.QemuCommand(argv + ['-drive', 'file=/vars.fd,if=pflash,format=raw,unit=1']).firmware == '/fw/OVMF.fd'
+
+
 @pytest.mark.parametrize('smp, count', [(None, 1), ('2', 2), ('cpus=3,sockets=3', 3), ('sockets=2,cores=2', 4)])
 def test_vcpu_count(smp, count):
     assert qa.QemuCommand(['-smp', smp] if smp else []).num_cpus() == count

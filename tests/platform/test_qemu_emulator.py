@@ -450,3 +450,22 @@ def test_capability_probe_as_libvirt_runs_it(platform_state, tmp_path):
     finally:
         os.kill(daemon_pid, signal.SIGKILL)
     assert wait_gone(daemon_pid)
+
+
+def test_sev_es_without_cpu_or_prelaunch(platform_state, patched_firmware, guests, tmp_path):
+    """No -cpu: QEMU's default qemu64 gives the VMSA's RDX; no -S: LAUNCH_FINISH at once, as QEMU does."""
+    state, platform = platform_state
+    godh, session, tek, tik = owner.make_session(platform.pdh_cert, 0x5)
+    guest = guests(unique('nocpu'), patched_firmware, policy=0x5, session=(godh, session), cpu=None,
+                   paused=False).connect()
+    assert guest.qmp('query-sev')['return']['state'] == 'running'
+    blob_b64 = guest.qmp('query-sev-launch-measure')['return']['data']
+    status, output = validate(patched_firmware, blob_b64, tik, tek, tmp_path, 0x5, 1, (15, 107, 1))
+    assert status == 0, output
+    assert validate(patched_firmware, blob_b64, tik, tek, tmp_path, 0x5, 1, (23, 1, 2))[0] == 1
+    record = guest.record()
+    assert (record['cpu_model'], record['cpu_signature'], record['finished']) == ('qemu64', [15, 107, 1], True)
+    header, payload = owner.secret_packet(tek, tik, base64.b64decode(blob_b64)[:32],
+                                          owner.secret_table([(uuid.uuid4(), b'k')]))
+    refused = guest.qmp('sev-inject-launch-secret', **{'packet-header': header, 'secret': payload})
+    assert refused['error']['desc'] == 'SEV: Not in correct state. (LSECRET) 3'
