@@ -478,3 +478,37 @@ def test_direct_boot_kernel_hashes_are_measured(emulated_hypervisors, ovmf, tmp_
             record('SEV direct boot with kernel hashes: digest', rec['digest'])
     finally:
         conn.close()
+
+
+def test_faults_reach_the_platform_through_libvirt(emulated_hypervisors, ovmf, record):
+    """set_faults/clear_faults: a refused injection is a libvirt error; a cleared fault is gone."""
+    hv = emulated_hypervisors[1]
+    conn = libvirt.open(hv.uri_ssh)
+    name = unique('sev-fault')
+    try:
+        policy = default_policy()
+        session = session_for(conn, policy)
+        xml = sev_guest_xml(name, ovmf, policy=policy, dh_cert=b64(session.godh), session=b64(session.session))
+        hv.set_faults({name: {'inject_refused': True}})
+        with Guest(conn, name, xml) as guest:
+            dom = guest.start_paused()
+            blob = base64.b64decode(dom.launchSecurityInfo()['sev-measurement'])
+            table = SecretTable()
+            table.add('luks-key', os.urandom(32))
+            header, payload = build_secret_packet(session.keys, blob[:32], table.build())
+            params = {libvirt.VIR_DOMAIN_LAUNCH_SECURITY_SEV_SECRET_HEADER: b64(header),
+                      libvirt.VIR_DOMAIN_LAUNCH_SECURITY_SEV_SECRET: b64(payload)}
+            with pytest.raises(libvirt.libvirtError) as info:
+                dom.setLaunchSecurityState(params, 0)
+            record('setLaunchSecurityState under the inject_refused fault', info.value.get_error_message())
+            rec = launch_record(hv, name)
+            assert rec['faults_applied'] == ['inject_refused']
+            assert [i['accepted'] for i in rec['injections']] == [False]
+            # nothing reached the secret area
+            assert hv.read_guest_memory(dom, SECRET_AREA_GPA, 16) != table.build()[:16]
+            hv.clear_faults()
+            dom.setLaunchSecurityState(params, 0)
+            assert [i['accepted'] for i in launch_record(hv, name)['injections']] == [False, True]
+    finally:
+        hv.clear_faults()
+        conn.close()
