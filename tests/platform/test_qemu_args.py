@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -181,3 +182,24 @@ def test_init_is_idempotent_and_exports(tmp_path):
     text = (tmp_path / 'qemu').read_text()
     assert os.access(launcher, os.X_OK) and 'EMULATED' in text and 'PYTHONPATH=' in text
     assert ' run --state %s --real-qemu /usr/bin/qemu-system-x86_64 -- "$@"' % os.path.abspath(state) in text
+
+
+def test_the_platform_imports_nothing_from_plugins():
+    """A mistake shared with the guest owner's side must not be able to pass the end-to-end tests."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    checked = 0
+    for name in sorted(os.listdir(here)):
+        if not name.endswith('.py'):
+            continue
+        with open(os.path.join(here, name), encoding='utf-8') as stream:
+            tree = ast.parse(stream.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or '']
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not [module for module in modules if 'plugins' in module.split('.')], (name, modules)
+        checked += 1
+    assert checked >= 10
