@@ -122,15 +122,18 @@ class Target:
             self.hostname = daemon.hostname
             self.closed_uri = 'qemu+tcp://127.0.0.1:1/system'
 
-    def domain(self, area, state='shutoff', xml=None):
-        """Define a domain (minimal TCG unless ``xml(name)``) and bring it to ``state``."""
-        name = 'sevm-%s-%s' % (area, secrets.token_hex(3))
+    def domain(self, area, state='shutoff', xml=None, name=None):
+        """Define a domain (minimal TCG unless ``xml(name)``) and bring it to ``state``
+        (``suspended``: started, then paused after it ran)."""
+        name = name or 'sevm-%s-%s' % (area, secrets.token_hex(3))
         self.names.append(name)
         dom = self.conn.defineXML(xml(name) if xml else minimal_domain_xml(name))
         if state == 'paused':
             dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
-        elif state == 'running':
+        elif state in ('running', 'suspended'):
             dom.create()
+            if state == 'suspended':
+                dom.suspend()
         return dom
 
     def remove_domains(self):
@@ -282,7 +285,7 @@ def test_domain_running_resumes_a_paused_domain(domain_run):
 def test_domain_paused_on_a_running_domain_is_refused(domain_run, task):
     r = domain_run[task]
     assert_refused(r, 'state', 5, "domain '%s'" % domain_run.facts['name'], 'running', 'destroy it')
-    assert 'error_kind' not in r, r
+    assert r['error_kind'] == 'wrong_state', r
     assert domain_run.domstate('after_paused_on_running') == 'running (unpaused)'
 
 
@@ -329,6 +332,221 @@ def test_domain_unreachable(domain_run, target):
                            target.closed_uri, 'Connection refused')
 
 
+# ------------------------------------------- one launch, pinned (issue 8) ----
+
+LAUNCH_SECURITY = {'dh_cert': b64(os.urandom(64)), 'session': b64(os.urandom(112)), 'policy': 0x5}
+
+
+@pytest.fixture(scope='module')
+def lifecycle_run(target, record):
+    """A domain named like a running domain's ID, a shut-off domain, one paused
+    after it ran, and one launched twice (a stale ID and the current one)."""
+    prod = target.domain('prod', 'running')
+    prod_id = prod.ID()
+    # named after prod's runtime ID, shut off
+    named = target.domain('named', name=str(prod_id))
+    off = target.domain('off')
+    suspended = target.domain('susp', 'suspended')
+    launch = target.domain('launch')
+    nosev = target.domain('nosev')
+    uri = target.module_uri
+
+    def dom(task, domain, state, **args):
+        return module_task(task, 'sev_domain', dict({'domain': domain, 'uri': uri, 'state': state}, **args))
+
+    def check(task):
+        return dict(task, check_mode=True)
+
+    def inject(task, domain, **args):
+        return module_task(task, 'sev_secret_inject', dict({'domain': domain, 'uri': uri, 'header': b64(bytes(52)),
+                                                            'payload': b64(bytes(32))}, **args))
+
+    def info(task, domain):
+        return module_task(task, 'sev_launch_info', {'domain': domain, 'uri': uri})
+
+    def probe(task, domain):
+        return domstate_task(task, target.probe_uri, domain)
+
+    n, s, l, x = str(prod_id), suspended.name(), launch.name(), nosev.name()
+    first, second = '{{ r_first.id }}', '{{ r_second.id }}'
+    tasks = [
+        # defect 2: '<prod's ID>' is the shut-off domain of that name, never prod
+        info('info_named', n),
+        dom('destroy_named', n, 'destroyed'),
+        dom('destroy_named_expect', n, 'destroyed', expect_id=prod_id),
+        dom('resume_named', n, 'resumed'),
+        inject('inject_named', n),
+        # by UUID: virsh itself takes digits for an ID
+        probe('prod_after', prod.name()), probe('named_after', named.UUIDString()),
+        # defect 3: resume never starts a domain
+        dom('resume_off', off.name(), 'resumed'), check(dom('resume_off_check', off.name(), 'resumed')),
+        probe('off_after', off.name()),
+        # paused after it ran: libvirt says paused/user as for a paused start; QEMU says paused
+        info('info_susp', s),
+        dom('resume_susp', s, 'resumed'), dom('paused_susp', s, 'paused'), inject('inject_susp', s),
+        probe('susp_after', s),
+        # one launch pinned by its ID
+        dom('first', l, 'paused'),
+        dom('destroy_first', l, 'destroyed', expect_id=first),
+        dom('second', l, 'paused'),
+        dom('paused_second_again', l, 'paused'),
+        dom('destroy_stale', l, 'destroyed', expect_id=first),
+        check(dom('destroy_stale_check', l, 'destroyed', expect_id=first)),
+        dom('resume_stale', l, 'resumed', expect_id=first),
+        inject('inject_stale', l, expect_id=first),
+        probe('stale_after', l),
+        check(dom('resume_check', l, 'resumed', expect_id=second)),
+        info('info_after_resume_check', l),
+        dom('resume_second', l, 'resumed', expect_id=second),
+        probe('resumed_after', l),
+        dom('resume_again', l, 'resumed', expect_id=second),
+        check(dom('destroy_second_check', l, 'destroyed', expect_id=second)),
+        probe('destroy_check_after', l),
+        dom('destroy_second', l, 'destroyed', expect_id=second),
+        probe('destroyed_after', l),
+        # launch_security: a domain without SEV is refused, untouched (this libvirt cannot define an SEV domain)
+        info('info_nosev_before', x),
+        dom('ls_nosev', x, 'paused', launch_security=LAUNCH_SECURITY),
+        check(dom('ls_nosev_check', x, 'paused', launch_security=LAUNCH_SECURITY)),
+        info('info_nosev_after', x),
+        probe('nosev_after', x),
+        # option combinations, refused before libvirt is reached
+        module_task('ls_bad', 'sev_domain', {'domain': x, 'uri': target.closed_uri, 'state': 'paused',
+                                             'launch_security': dict(LAUNCH_SECURITY, dh_cert='not base64!')}),
+        module_task('ls_resumed', 'sev_domain', {'domain': x, 'uri': target.closed_uri, 'state': 'resumed',
+                                                 'launch_security': LAUNCH_SECURITY}),
+        module_task('expect_paused', 'sev_domain', {'domain': x, 'uri': target.closed_uri, 'state': 'paused',
+                                                    'expect_id': 3}),
+    ]
+    facts = dict(prod=prod.name(), prod_id=prod_id, prod_uuid=prod.UUIDString(), named=n,
+                 named_uuid=named.UUIDString(), off=off.name(), susp=s, launch=l, launch_uuid=launch.UUIDString(),
+                 nosev=x)
+    run = target.run('lifecycle', tasks, record)
+    run.facts = facts
+    return run
+
+
+def test_a_domain_named_like_a_running_domains_id_never_selects_that_domain(lifecycle_run):
+    """Issue 8, defect 2: with a shut-off domain named '<N>' and prod running with ID N,
+    every module acts on the domain named '<N>' and prod keeps running."""
+    f = lifecycle_run.facts
+    r = lifecycle_run['info_named']
+    assert r.get('failed') is False, r
+    assert (r['name'], r['uuid'], r['id'], r['state'], r['run_state']) == (
+        f['named'], f['named_uuid'], -1, 'shutoff', None)
+    for task in ('destroy_named', 'destroy_named_expect'):
+        r = lifecycle_run[task]
+        assert r.get('failed') is False, r
+        assert (r['changed'], r['destroyed'], r['skip_reason']) == (False, False, 'not_active'), r
+        assert (r['uuid'], r['name'], r['id']) == (f['named_uuid'], f['named'], -1), r
+    assert_refused(lifecycle_run['resume_named'], 'state', 5, "domain '%s' is shutoff" % f['named'])
+    assert_refused(lifecycle_run['inject_named'], 'state', 5, "domain '%s' is shutoff, not paused" % f['named'])
+    assert lifecycle_run['inject_named']['uuid'] == f['named_uuid']
+    assert lifecycle_run.domstate('prod_after') == 'running (booted)'
+    assert lifecycle_run.domstate('named_after') == 'shut off (unknown)'
+
+
+@pytest.mark.parametrize('task', ['resume_off', 'resume_off_check'])
+def test_resume_never_starts_a_shut_off_domain(lifecycle_run, task):
+    """Issue 8, defect 3: resuming a domain that is not (or no longer) paused before its first run fails."""
+    r = lifecycle_run[task]
+    assert_refused(r, 'state', 5, "domain '%s' is shutoff: resume never starts a domain" % lifecycle_run.facts['off'])
+    assert (r['error_kind'], r['state'], r['id'], r['run_state']) == ('wrong_state', 'shutoff', -1, None), r
+    assert lifecycle_run.domstate('off_after') == 'shut off (unknown)'
+
+
+def test_a_domain_paused_after_it_ran_is_told_apart(lifecycle_run):
+    f = lifecycle_run.facts
+    r = lifecycle_run['info_susp']
+    assert (r['state'], r['state_reason'], r['run_state'], r['prelaunch']) == ('paused', 'user', 'paused', False), r
+    ran = "domain '%s' is paused after it ran (QEMU run state 'paused')" % f['susp']
+    for task in ('resume_susp', 'paused_susp', 'inject_susp'):
+        r = lifecycle_run[task]
+        assert_refused(r, 'state', 5, ran)
+        assert (r['error_kind'], r['run_state']) == ('wrong_state', 'paused'), r
+    assert lifecycle_run.domstate('susp_after') == 'paused (user)'
+
+
+def test_paused_start_returns_the_launch_id(lifecycle_run):
+    f = lifecycle_run.facts
+    first, second = lifecycle_run['first'], lifecycle_run['second']
+    for r in (first, second):
+        assert r.get('failed') is False and r['changed'] is True, r
+        assert (r['uuid'], r['state'], r['state_reason'], r['run_state']) == (
+            f['launch_uuid'], 'paused', 'user', 'prelaunch'), r
+        assert (r['previous_state'], r['previous_id'], r['previous_run_state']) == ('shutoff', -1, None), r
+        assert r['launch_security_updated'] is False
+    assert second['id'] > first['id'] > 0
+    r = lifecycle_run['destroy_first']
+    assert (r['changed'], r['destroyed'], r['skip_reason'], r['previous_id'], r['id']) == (
+        True, True, None, first['id'], -1), r
+    r = lifecycle_run['paused_second_again']
+    assert (r.get('failed'), r['changed'], r['id'], r['run_state']) == (False, False, second['id'], 'prelaunch'), r
+
+
+def test_a_stale_expect_id_touches_nothing(lifecycle_run):
+    first, second = lifecycle_run['first']['id'], lifecycle_run['second']['id']
+    name = lifecycle_run.facts['launch']
+    for task in ('destroy_stale', 'destroy_stale_check'):
+        r = lifecycle_run[task]
+        assert r.get('failed') is False, r
+        assert (r['changed'], r['destroyed'], r['skip_reason'], r['id']) == (False, False, 'other_launch', second), r
+        assert r['msg'] == ("domain '%s' has ID %d, not %d (expect_id): it is another launch than the one expected, "
+                            "left untouched" % (name, second, first))
+    r = lifecycle_run['resume_stale']
+    assert_refused(r, 'state', 5, "has ID %d, not %d (expect_id)" % (second, first))
+    assert r['error_kind'] == 'wrong_state'
+    assert_refused(lifecycle_run['inject_stale'], 'state', 5, "has ID %d, not %d (expect_id)" % (second, first))
+    assert lifecycle_run.domstate('stale_after') == 'paused (user)'
+
+
+def test_check_mode_resume_and_destroy_change_nothing(lifecycle_run):
+    second = lifecycle_run['second']['id']
+    r = lifecycle_run['resume_check']
+    assert (r.get('failed'), r['changed'], r['state'], r['id'], r['run_state']) == (
+        False, True, 'running', second, 'prelaunch'), r
+    r = lifecycle_run['info_after_resume_check']
+    assert (r['state'], r['run_state'], r['id']) == ('paused', 'prelaunch', second), r
+    r = lifecycle_run['destroy_second_check']
+    assert (r.get('failed'), r['changed'], r['destroyed'], r['state']) == (False, True, False, 'shutoff'), r
+    assert lifecycle_run.domstate('destroy_check_after') == 'running (unpaused)'
+
+
+def test_resume_exactly_that_launch_once(lifecycle_run):
+    second = lifecycle_run['second']['id']
+    r = lifecycle_run['resume_second']
+    assert (r.get('failed'), r['changed'], r['state'], r['run_state'], r['id']) == (
+        False, True, 'running', 'running', second), r
+    assert (r['previous_state'], r['previous_run_state']) == ('paused', 'prelaunch')
+    assert lifecycle_run.domstate('resumed_after') == 'running (unpaused)'
+    r = lifecycle_run['resume_again']
+    assert_refused(r, 'state', 5, 'is running: only a domain paused before its first run is resumed')
+    r = lifecycle_run['destroy_second']
+    assert (r['changed'], r['destroyed'], r['previous_id'], r['id']) == (True, True, second, -1), r
+    assert lifecycle_run.domstate('destroyed_after') == 'shut off (destroyed)'
+
+
+@pytest.mark.parametrize('task', ['ls_nosev', 'ls_nosev_check'])
+def test_launch_security_refuses_a_domain_without_sev_and_leaves_it(lifecycle_run, task):
+    r = lifecycle_run[task]
+    assert_refused(r, 'config', 4, "domain '%s' has no single <launchSecurity type='sev'> (found: none)"
+                   % lifecycle_run.facts['nosev'])
+    assert (r['state'], r['id']) == ('shutoff', -1), r
+    assert lifecycle_run['info_nosev_after']['domain_xml'] == lifecycle_run['info_nosev_before']['domain_xml']
+    assert lifecycle_run.domstate('nosev_after') == 'shut off (unknown)'
+
+
+@pytest.mark.parametrize('task, words', [
+    ('ls_bad', 'launch_security.dh_cert is not valid base64'),
+    ('ls_resumed', 'launch_security applies to state paused only, not resumed'),
+    ('expect_paused', 'expect_id applies to state destroyed and resumed only, not paused'),
+])
+def test_option_combinations_are_refused_before_libvirt(lifecycle_run, task, words):
+    r = lifecycle_run[task]
+    assert_refused(r, 'unsupported', 2, words)
+    assert 'error_kind' not in r and 'uuid' not in r, r
+
+
 # -------------------------------------------------------- sev_launch_info ----
 
 @pytest.fixture(scope='module')
@@ -349,6 +567,7 @@ def launch_info_run(target, record):
         info('by_id', str(paused.ID())),
         info('rich', rich.name()),
         info('node_sev', paused.name(), node_sev_info=True),
+        module_task('node_only', 'sev_launch_info', dict(uri=uri)),
         info('unknown', missing),
         info('unknown_uuid', random_uuid),
         info('unreachable', paused.name()),
@@ -371,6 +590,9 @@ def test_launch_info_paused_domain(launch_info_run, target):
     # remote: the module ran on sev-hv1, whose qemu:///system is the private daemon
     assert r['hostname'] == target.hostname
     assert r['domain'] == {'name': f['paused'], 'uuid': f['uuid'], 'id': f['id']}
+    assert (r['name'], r['uuid'], r['id']) == (f['paused'], f['uuid'], f['id'])
+    # started paused and never continued: QEMU's own run state says so
+    assert (r['run_state'], r['prelaunch']) == ('prelaunch', True)
     # no SEV: libvirt returns {} for a non-SEV domain
     assert r['launch_security'] is None
     assert 'measurement' not in r and r['node_sev'] is None
@@ -418,11 +640,13 @@ def test_launch_info_check_mode(launch_info_run):
     assert launch_info_run.domstate('after') == 'paused (user)'
 
 
-@pytest.mark.parametrize('task', ['by_uuid', 'by_id'])
-def test_launch_info_lookup_by_uuid_and_id(launch_info_run, task):
-    r = launch_info_run[task]
+def test_launch_info_lookup_by_uuid_never_by_id(launch_info_run):
+    r, f = launch_info_run['by_uuid'], launch_info_run.facts
     assert r.get('failed') is False, r
-    assert r['domain']['name'] == launch_info_run.facts['paused']
+    assert (r['name'], r['uuid'], r['id']) == (f['paused'], f['uuid'], f['id'])
+    # issue 8: the domain's runtime ID is not an identifier (it is a name, and none has it)
+    assert_libvirt_failure(launch_info_run['by_id'], 'unknown_domain', 'virDomainLookupByName',
+                           libvirt.VIR_ERR_NO_DOMAIN, "domain '%d'" % f['id'])
 
 
 def test_launch_info_rich_domain_xml(launch_info_run, target):
@@ -430,6 +654,7 @@ def test_launch_info_rich_domain_xml(launch_info_run, target):
     assert r.get('failed') is False and r['changed'] is False, r
     assert (r['state'], r['paused'], r['active'], r['vcpus']) == ('shutoff', False, False, 1)
     assert r['domain']['name'] == f['rich'] and r['domain']['id'] == -1
+    assert (r['id'], r['run_state'], r['prelaunch']) == (-1, None, False)
     assert r['launch_security'] is None
     config = r['config']
     assert config == dict(
@@ -449,8 +674,10 @@ def test_launch_info_config_problems_of_the_rich_domain(launch_info_run):
     assert 'kernelHashes="yes"' in messages['unmeasured_direct_boot']
 
 
-def test_launch_info_node_sev_info_without_sev(launch_info_run):
-    assert_libvirt_failure(launch_info_run['node_sev'], 'sev_unsupported', 'virNodeGetSEVInfo',
+@pytest.mark.parametrize('task', ['node_sev', 'node_only'])
+def test_launch_info_node_sev_info_without_sev(launch_info_run, task):
+    # without a domain, only the node is asked (and this host has no SEV)
+    assert_libvirt_failure(launch_info_run[task], 'sev_unsupported', 'virNodeGetSEVInfo',
                            libvirt.VIR_ERR_OPERATION_UNSUPPORTED, NO_SEV_NODE, 'virNodeGetSEVInfo')
 
 
