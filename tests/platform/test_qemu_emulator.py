@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -123,6 +124,7 @@ class Guest:
         self.sock.settimeout(60)
         self.sock.connect(self.monitor_path)
         self.stream = self.sock.makefile('rb')
+        self._ids = 0
         greeting = json.loads(self.stream.readline())
         assert greeting['QMP']['version']['qemu']['major'] == 7
         assert self.qmp('qmp_capabilities') == {'return': {}, 'id': 'test-1'}
@@ -254,6 +256,12 @@ def test_launch_measure_inject_cont(platform_state, patched_firmware, guests, tm
     assert guest.qmp('pmemsave', val=SECRET_GPA, size=len(table), filename=dump)['return'] == {}
     with open(dump, 'rb') as stream:
         assert stream.read() == table
+    mem_file = os.path.join(state, 'mem', 'launch-%d.ram' % record['seq'])
+    assert stat.S_IMODE(os.stat(mem_file).st_mode) == 0o600 and os.path.getsize(mem_file) == 128 << 20
+    # libvirt reconnecting (e.g. after a libvirtd restart) finds the same launch.
+    guest.sock.close()
+    guest.connect()
+    assert guest.qmp('query-sev-launch-measure')['return']['data'] == blob_b64
     injection = guest.record()['injections'][-1]
     assert injection == {'accepted': True, 'error': None, 'gpa': SECRET_GPA, 'length': len(table),
                          'secret_sha256': hashlib.sha256(table).hexdigest(), 'after_finish': False}
@@ -270,6 +278,7 @@ def test_launch_measure_inject_cont(platform_state, patched_firmware, guests, tm
     proxy_pid = record['proxy_pid']
     guest.kill()
     assert wait_gone(proxy_pid), 'the QMP proxy outlived its QEMU'
+    assert not os.path.exists(mem_file)
 
 
 def test_inject_with_explicit_gpa_and_a_bad_mac(platform_state, patched_firmware, guests, tmp_path):
