@@ -244,7 +244,10 @@ def start_launch(state, command, log):
                   measurement=base64.b64encode(blob).decode())
     mem_path = os.path.join(state, 'mem', 'launch-%d.ram' % seq)
     # Guest RAM will hold the plaintext secret: made 0600 here, QEMU then opens and sizes it.
-    os.chmod(os.path.dirname(mem_path), 0o700)
+    try:
+        os.chmod(os.path.dirname(mem_path), 0o700)
+    except OSError:
+        pass  # not its owner (QEMU as another user): the file's own mode still protects it
     os.close(os.open(mem_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     records.save_launch(state, record)
     log('launch %d measured: digest %s, %d piece(s)' % (seq, record['digest'], len(plan.pieces)))
