@@ -302,14 +302,20 @@ def hypervisor_sh(*args, check=True):
 
 
 def test_hypervisor_sh_start_status_stop_leaves_nothing(tmp_path, ovmf, record):
-    """start twice = one instance; a guest runs on it; stop twice = ok; nothing of it is left."""
+    """start twice (at once, then again) = one instance; a guest runs on it; stop twice = ok; nothing is left."""
     state = str(tmp_path / 'hv-state')
     name = 'sev-shtest'
     t0 = time.monotonic()
-    first = json.loads(hypervisor_sh('start', name, '--state-dir', state).stdout)
+    # two starts at once end with one instance
+    starts = [subprocess.Popen(['bash', HYPERVISOR_SH, 'start', name, '--state-dir', state],  # pylint: disable=consider-using-with
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for dummy in range(2)]
+    outputs = [p.communicate(timeout=180) for p in starts]
     started = time.monotonic() - t0
     stopped = False
     try:
+        assert [p.returncode for p in starts] == [0, 0], outputs
+        first = json.loads(outputs[0][0])
+        assert json.loads(outputs[1][0]) == first
         again = json.loads(hypervisor_sh('start', name, '--state-dir', state).stdout)
         assert again == first  # the same instance, the same status
         status = hypervisor_sh('status', name, '--state-dir', state)

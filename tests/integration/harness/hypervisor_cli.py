@@ -90,21 +90,22 @@ def _read_pid(paths):
 
 
 def _holder_alive(paths):
-    """(pid, status) of the live holder of paths, else (None, None).
+    """(held, pid, status): is the instance lock held, and the running holder's pid and status.
 
-    Alive means: the instance lock is held, the pidfile's process exists and
-    its start time is the one the holder wrote in the status.
+    Running means: the lock is held, the pidfile's process exists and its
+    start time is the one the holder wrote in the status.  held without a
+    status: a holder is still starting.
     """
     lock = _try_lock(paths.lock_name)
     if lock is not None:
         lock.close()
-        return None, None
+        return False, None, None
     pid, status = _read_pid(paths), _read_status(paths)
     if pid is None or status is None or status.get('holder_pid') != pid:
-        return pid, None  # held but still starting (or the files are not its)
+        return True, pid, None
     if not _alive(pid) or proc_starttime(pid) != status.get('holder_starttime'):
-        return None, None
-    return pid, status
+        return True, None, None
+    return True, pid, status
 
 
 def _remove(*paths):
@@ -164,12 +165,12 @@ def cmd_hold(paths, emulate=True):
 # --------------------------------------------------------------- commands ----
 
 def cmd_start(paths, timeout, emulate=True):
-    pid, status = _holder_alive(paths)
+    held, _pid, status = _holder_alive(paths)
     if status is not None:
         _print(status)
         return EXIT_OK
     holder = None
-    if pid is None:
+    if not held:
         # no holder: files left by a dead one are stale (its instance's
         # processes, mounts and run dir are swept by cleanup_stale at start)
         _remove(paths.json, paths.pid)
@@ -181,7 +182,7 @@ def cmd_start(paths, timeout, emulate=True):
                 start_new_session=True, close_fds=True, env=dict(os.environ))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid, status = _holder_alive(paths)
+        status = _holder_alive(paths)[2]
         if status is not None:
             _print(status)
             return EXIT_OK
@@ -199,23 +200,27 @@ def cmd_start(paths, timeout, emulate=True):
 
 
 def cmd_status(paths):
-    pid, status = _holder_alive(paths)
+    held, _pid, status = _holder_alive(paths)
     if status is not None:
         _print(status)
         return EXIT_OK
-    _print({'name': paths.name, 'running': False, 'starting': pid is not None,
+    _print({'name': paths.name, 'running': False, 'starting': held,
             'state_dir': paths.platform, 'pidfile': paths.pid})
     return EXIT_NOT_RUNNING
 
 
 def cmd_stop(paths, purge, timeout=60):
-    pid, status = _holder_alive(paths)
-    if pid is not None and status is None:
+    held, pid, status = _holder_alive(paths)
+    if held and status is None:
         # still starting: wait for it to finish starting (its signals are blocked till then)
         deadline = time.monotonic() + timeout
-        while pid is not None and status is None and time.monotonic() < deadline:
+        while held and status is None and time.monotonic() < deadline:
             time.sleep(0.1)
-            pid, status = _holder_alive(paths)
+            held, pid, status = _holder_alive(paths)
+        if held and status is None:
+            sys.stderr.write('hypervisor %s: a holder is still starting after %ds; %s:\n%s\n'
+                             % (paths.name, timeout, paths.log, _tail(paths.log, 60)))
+            return EXIT_FAILED
     if status is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -231,7 +236,7 @@ def cmd_stop(paths, purge, timeout=60):
             return EXIT_FAILED
         sys.stderr.write('hypervisor %s stopped\n' % paths.name)
     else:
-        if status is None and _read_status(paths):
+        if _read_status(paths):
             # its holder died without stopping it: sweep exactly that instance's record
             rundir = _read_status(paths).get('rundir')
             if rundir:
