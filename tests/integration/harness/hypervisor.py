@@ -37,14 +37,12 @@ without the platform, and libvirt then reports SEV unsupported.
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 import os
 import shlex
 import subprocess
 import sys
-import time
 
 import libvirt_qemu
 
@@ -228,23 +226,3 @@ class EmulatedHypervisor(RemoteLibvirtd):
             'pid': self.proc.pid if self.proc else None,
             'emulated': self.emulate,
         }
-
-
-def sev_info_b64(conn):
-    """conn.getSEVInfo() with its base64 fields decoded (pdh, cert-chain, cpu0-id)."""
-    info = conn.getSEVInfo()
-    out = dict(info)
-    for key in ('pdh', 'cert-chain', 'cpu0-id'):
-        if key in info:
-            out[key] = base64.b64decode(info[key])
-    return out
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05):
-    """Poll predicate() until true; return its last value."""
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = predicate()
-    return value
