@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run all tests: setup, ansible-test sanity, ansible-lint, pytest
-# (tests/unit + tests/differential via pytest.ini), then
-# tests/integration/run.sh when it exists. Every step runs even if an earlier
-# one failed (except setup); the script exits non-zero if any step failed.
+# (tests/unit + tests/differential via pytest.ini), the demo, then
+# tests/integration/run.sh when it exists, then the molecule scenarios. Every
+# step runs even if an earlier one failed (except setup); the script exits
+# non-zero if any step failed.
 #
 #   bash scripts/test.sh
 #   TEST_SKIP="sanity lint" bash scripts/test.sh   # skip steps (local use)
@@ -82,6 +83,8 @@ if [[ -f tests/integration/run.sh ]]; then
 else
     SUMMARY+=("$(printf '%-12s SKIP  (no tests/integration/run.sh)' integration)")
 fi
+# The role's molecule scenarios (extensions/molecule/) on emulated hypervisors.
+run_step molecule bash scripts/molecule.sh || true
 
 print_summary
 exit "$failed"
