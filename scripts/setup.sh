@@ -118,5 +118,5 @@ fi
 ln -sfn ../../.. "$COLLECTION_LINK"
 [[ "$(cd "$COLLECTION_LINK" && pwd -P)" == "$REPO" ]] || die "bad symlink $COLLECTION_LINK"
 
-log "setup done in $(elapsed "$start"): $("$VENV/bin/ansible" --version | head -1)"
+log "setup done in $(elapsed "$start"): $("$VENV/bin/ansible" --version | sed -n 1p)"
 log "use: . $VENV/bin/activate; export PYTHONPATH=$COLLECTION_ROOT ANSIBLE_COLLECTIONS_PATH=$COLLECTION_ROOT"
