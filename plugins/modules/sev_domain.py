@@ -16,7 +16,7 @@ description:
     only while it has never run; or destroy it when validation fails, only while it is the launch this run
     started.
   - libvirt reports a domain started paused and one paused later alike (paused, reason user). This module
-    tells them apart by QEMU's own run state (C(query-status) through C(virDomainQemuMonitorCommand)):
+    tells them apart by QEMU's own run state (C(query-status) through C(virDomainQemuMonitorCommand)),
     V(prelaunch) until the first C(cont), then V(running), V(paused) and so on. libvirt logs the domain as
     tainted (custom-monitor) for that query; nothing else changes.
   - Idempotent, with check mode.
@@ -28,7 +28,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports what would happen (RV(changed), RV(state), RV(launch_security_updated)) and changes nothing.
+    details: Reports what would happen (C(changed), RV(state), RV(launch_security_updated)) and changes nothing.
   diff_mode:
     support: none
   platform:
@@ -39,7 +39,7 @@ options:
       - V(paused) starts a shut-off domain paused, after setting O(launch_security) if given. A domain that is
         already paused before its first run (run state V(prelaunch)) is left alone (C(ok)); with
         O(launch_security), only if it was started with those values. Any other active domain is refused
-        (RV(error_kind=wrong_state)): it can never return to its pre-launch state.
+        (RV(error_kind=wrong_state)), since it can never return to its pre-launch state.
       - V(resumed) resumes a domain that is paused before its first run (run state V(prelaunch)), and with
         O(expect_id) only while its ID is that one. It never starts a domain. Anything else (shut off, running,
         paused after it ran, another launch) fails with RV(error_kind=wrong_state) and touches nothing.
@@ -47,7 +47,7 @@ options:
         while the domain's ID is that one; otherwise it touches nothing and succeeds with RV(destroyed=false)
         and RV(skip_reason) (see O(expect_id)).
       - V(running) resumes a paused domain (whatever its run state), wakes a suspended one, or starts a shut-off
-        one. Not for SEV launches: it can start a launch nobody validated; use V(resumed).
+        one. Not for SEV launches, since it can start a launch nobody validated; use V(resumed).
     type: str
     required: true
     choices: [destroyed, paused, resumed, running]
@@ -57,16 +57,16 @@ options:
         gives a domain a new ID at every start, so the ID tells this launch from a later one of the same domain.
       - With O(state=resumed), a domain with another ID (or shut off) is refused (RV(error_kind=wrong_state)).
       - With O(state=destroyed), a domain with another ID, or shut off, is left untouched and the task B(succeeds)
-        with RV(changed=false), RV(destroyed=false), RV(skip_reason) and a message. It is not a failure so that a
+        with C(changed=false), RV(destroyed=false), RV(skip_reason) and a message. It is not a failure so that a
         rescue can run it and still fail with the original reason; check RV(destroyed).
       - Only for O(state=resumed) and O(state=destroyed).
     type: int
   launch_security:
     description:
       - With O(state=paused), the guest owner's launch session (from M(confidential.sev.sev_session)) to set in
-        the domain's persistent C(<launchSecurity type='sev'>) before the paused start of a shut-off domain:
-        C(<dhCert>), C(<session>) and C(<policy>). Every other element of the definition is kept. A domain
-        without SEV launch security is refused (RV(reason=config)).
+        the domain's persistent C(<launchSecurity type='sev'>) before the paused start of a shut-off domain,
+        that is C(<dhCert>), C(<session>) and C(<policy>). Every other element of the definition is kept. A domain
+        without SEV launch security is refused (C(reason=config)).
       - The domain is redefined only when a value differs (RV(launch_security_updated)).
     type: dict
     suboptions:

@@ -52,6 +52,7 @@ options:
         (and as a UUID only when it is 32 digits long and no domain has that name).
       - Omitted, only the node's SEV information is returned (as with O(node_sev_info=true)), no domain is read.
     type: str
+    required: false
   node_sev_info:
     description:
       - Also return the node's SEV capabilities (PDH, certificate chain, C(cpu0-id), C(cbitpos),

@@ -15,9 +15,9 @@ description:
     into guest memory. Optionally resumes the domain afterwards.
   - It takes only the encrypted packet, never TIK, TEK or plaintext. The packet is bound to one launch's
     measurement; firmware refuses it for any other launch.
-  - Refuses (RV(error_kind=wrong_state), nothing touched) a domain that is not paused before its first run: QEMU's
-    own run state (C(query-status)) must be V(prelaunch), since libvirt reports a paused start and a later pause
-    alike. With O(expect_id), also a domain whose ID is not that launch's.
+  - Refuses (RV(error_kind=wrong_state), nothing touched) a domain that is not paused before its first run, that is
+    unless QEMU's own run state (C(query-status)) is V(prelaunch), since libvirt reports a paused start and a later
+    pause alike. With O(expect_id), also a domain whose ID is not that launch's.
   - Always reports C(changed) when it injects. Injection cannot be observed from outside the guest, and repeating
     it with the same packet is accepted by firmware, so there is no state to compare with.
 author:
@@ -55,7 +55,7 @@ options:
   expect_id:
     description:
       - The libvirt domain ID of the launch the packet was made for (RV(confidential.sev.sev_domain#module:id) of
-        its paused start). A domain with another ID is refused: it is another launch.
+        its paused start). A domain with another ID is refused, since it is another launch.
     type: int
 seealso:
   - module: confidential.sev.sev_measurement_validate

@@ -590,8 +590,9 @@ def test_describe(dom, expected):
 def test_describe_of_a_domain_that_stops_meanwhile():
     dom = FakeDomain('g', lx.UUID, 7)
     dom.qemu_monitor = lambda command, flags: stop_now(dom)
-    assert cn.describe(dom, "domain 'g'") == {'uuid': lx.UUID, 'name': 'g', 'id': -1, 'state': 'shutoff',
-                                               'state_reason': 'shutdown', 'run_state': None, 'active': False}
+    expected = {'uuid': lx.UUID, 'name': 'g', 'id': -1, 'state': 'shutoff', 'state_reason': 'shutdown',
+                'run_state': None, 'active': False}
+    assert cn.describe(dom, "domain 'g'") == expected
 
 
 def test_gather_node_report():
