@@ -42,7 +42,12 @@ export ANSIBLE_COLLECTIONS_PATH="$COLLECTION_ROOT"
 # The offline demo: validation of a measurement computed by the EMULATED
 # stand-in tests/support/emulated_platform.py, then a wrong cmdline.
 if ((offline)); then
-    export SEV_DEMO_DIR=${SEV_DEMO_DIR:-$(mktemp -d /tmp/sev-demo.XXXXXX)}
+    if [[ -z "${SEV_DEMO_DIR:-}" ]]; then
+        SEV_DEMO_DIR="$(mktemp -d /tmp/sev-demo.XXXXXX)"
+        # shellcheck disable=SC2064  # expand now: the directory made here
+        trap "rm -rf '$SEV_DEMO_DIR'" EXIT
+    fi
+    export SEV_DEMO_DIR
     chmod 700 "$SEV_DEMO_DIR"
     cd "$SEV_DEMO_DIR"
     umask 077
@@ -89,11 +94,26 @@ teardown() {
     echo
     echo "== Teardown"
     if ((hv_started)); then
+        local rundir="" left=""
+        rundir="$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["rundir"])' \
+            "$work/hypervisor.json" 2>/dev/null || true)"
         if bash "$REPO/scripts/hypervisor.sh" stop "$hv_name" --state-dir "$hv_state" --purge; then
             echo "EMULATED hypervisor $hv_name stopped: its libvirtd, sshd, QEMU, namespaces and veth are gone"
         else
             warn "could not stop the EMULATED hypervisor $hv_name (state in $hv_state)"
             rc=1
+        fi
+        # Check it: no process may still have a mount from its run directory
+        # (libvirtd, QEMU and sshd all do while they live). The bind mounts'
+        # root field names it (relative to its filesystem, so by its name).
+        if [[ -n "$rundir" ]]; then
+            left="$(grep -l -F -- "/${rundir##*/}" /proc/[0-9]*/mountinfo 2>/dev/null || true)"
+            if [[ -n "$left" || -e "$rundir" ]]; then
+                warn "left behind by $hv_name: ${left//$'\n'/ } ${rundir}"
+                rc=1
+            else
+                echo "checked: no process has a mount from $rundir, and the directory is gone"
+            fi
         fi
     fi
     rm -rf "$work"
