@@ -200,10 +200,10 @@ options:
     default: false
   replay_dir:
     description:
-      - A directory on the controller (created 0700) where every validated measurement is recorded by its TIK's
+      - "A directory on the controller (created 0700) where every validated measurement is recorded by its TIK's
         SHA-256 digest and its mnonce, one file each, created exclusively. A measurement already recorded there is
         refused (RV(reason) V(insecure), RV(replayed) true, no secret packet): a host may be reporting the genuine
-        measurement of an earlier launch for a different one, which a reused (pre-made) session cannot tell apart.
+        measurement of an earlier launch for a different one, which a reused (pre-made) session cannot tell apart."
       - Only a matching measurement is recorded (in check mode, only looked up). Keep the directory between runs.
     type: path
   replay_context:

@@ -14,9 +14,11 @@ tests then assert on one task each.  ``domstate`` tasks (virsh over the
 daemon's unix socket, on the controller) observe the state between steps
 independently of the modules.
 
-No SEV hardware here: a domain with <launchSecurity type='sev'> cannot even be
-defined (CONFIG_UNSUPPORTED), so the domains are plain TCG guests and a real
-launch measurement cannot be produced.  The positive path of validation is
+No SEV hardware here: on these daemons a domain with <launchSecurity
+type='sev'> cannot even be defined (CONFIG_UNSUPPORTED), so their domains are
+plain TCG guests and a real launch measurement cannot be produced.  Only the
+launch_security section runs on the emulated SEV platform (``emulated_hv``,
+contract B), where libvirt accepts and starts SEV domains.  The positive path of validation is
 covered by the unit and differential tests; here it is only reached with a
 launch_security block forged into a registered launch_info.
 """
@@ -39,9 +41,14 @@ import libvirt
 import pytest
 import yaml
 
+from ansible_collections.confidential.sev.plugins.module_utils.sev.certs import parse_sev_cert
+from ansible_collections.confidential.sev.plugins.module_utils.sev.measurement import compute_measure
+from ansible_collections.confidential.sev.plugins.module_utils.sev.session import create_session
+
 from harness.domain import minimal_domain_xml
 from harness.libvirtd import free_tcp_port
 from harness.playbook import REPO, ansible_doc, domstate_task, local_inventory, module_task, run_playbook
+from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
 
 OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd'
 OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd'
@@ -52,8 +59,8 @@ MINIMAL_PROBLEMS = [('launch_security', 'config'), ('dh_cert', 'config'), ('sess
                     ('loader', 'config')]
 RICH_PROBLEMS = [('launch_security', 'config'), ('dh_cert', 'config'), ('session', 'config'),
                  ('nvram', 'insecure'), ('unmeasured_direct_boot', 'insecure')]
-MODULES = ['sev_domain', 'sev_launch_info', 'sev_measurement_validate', 'sev_reference_measurement',
-           'sev_secret_inject', 'sev_session']
+MODULES = ['sev_domain', 'sev_launch_info', 'sev_launch_record', 'sev_measurement_validate',
+           'sev_reference_measurement', 'sev_secret_inject', 'sev_session']
 
 
 # ------------------------------------------------------------------ setup ----
@@ -547,6 +554,126 @@ def test_option_combinations_are_refused_before_libvirt(lifecycle_run, task, wor
     assert 'error_kind' not in r and 'uuid' not in r, r
 
 
+# ------------------------------- launch_security on an emulated SEV platform ----
+
+def _sev_session_for(conn, policy):
+    """A guest-owner session for the platform behind conn (its PDH from getSEVInfo)."""
+    pdh = parse_sev_cert(base64.b64decode(conn.getSEVInfo()['pdh']), 'PDH')
+    return create_session(pdh, policy)
+
+
+def _sev_values(xml):
+    sev = ET.fromstring(xml).find('launchSecurity')
+    return sev.findtext('dhCert'), sev.findtext('session'), int(sev.findtext('policy'), 16)
+
+
+@pytest.fixture(scope='module')
+def emulated_run(emulated_hv, tmp_path_factory, record):
+    """An SEV domain defined with one session (old), launched by sev_domain with
+    another (fresh), on the emulated platform behind a real libvirtd."""
+    hv = emulated_hv
+    work = str(tmp_path_factory.mktemp('modules-emulated'))
+    firmware = patched_ovmf(os.path.join(work, 'OVMF_CODE.sev.fd'))
+    conn = libvirt.open(hv.uri_unix)
+    name = 'sevm-ls-' + secrets.token_hex(3)
+    try:
+        policy = default_policy()
+        old, fresh = _sev_session_for(conn, policy), _sev_session_for(conn, policy)
+        dom = conn.defineXML(sev_guest_xml(name, firmware, policy=policy, dh_cert=b64(old.godh),
+                                           session=b64(old.session)))
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+        defined = dom.XMLDesc(flags)
+        given = {'dh_cert': b64(fresh.godh), 'session': b64(fresh.session), 'policy': policy}
+        given_old = {'dh_cert': b64(old.godh), 'session': b64(old.session), 'policy': policy}
+
+        def paused(task, launch_security, **extra):
+            return module_task(task, 'sev_domain', {'domain': name, 'state': 'paused',
+                                                    'launch_security': launch_security}, **extra)
+
+        tasks = [
+            module_task('node', 'sev_launch_info', {}),
+            paused('check', given, check_mode=True),
+            module_task('info_check', 'sev_launch_info', {'domain': name}),
+            paused('start', given),
+            paused('again', given),
+            paused('again_old', given_old),
+            module_task('info', 'sev_launch_info', {'domain': '{{ r_start.uuid }}'}),
+            module_task('destroy', 'sev_domain', {'domain': '{{ r_start.uuid }}', 'state': 'destroyed',
+                                                  'expect_id': '{{ r_start.id }}'}),
+        ]
+        os.makedirs(os.path.join(work, 'run'), exist_ok=True)
+        run = run_playbook(os.path.join(work, 'run'), hv.hostname, tasks,
+                           hv.write_inventory(os.path.join(work, 'inventory.json')))
+        record('ansible-playbook emulated/launch_security (%d tasks)' % len(tasks), '%.1fs' % run.seconds)
+        launches = [rec for rec in hv.launches() if rec.get('domain_name') == name]
+        run.facts = dict(name=name, uuid=dom.UUIDString(), policy=policy, fresh=fresh, old=old, defined=defined,
+                         stored=dom.XMLDesc(flags), launches=launches, node_sev=conn.getSEVInfo())
+        return run
+    finally:
+        try:
+            dom = conn.lookupByName(name)
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+        except libvirt.libvirtError:
+            pass
+        conn.close()
+
+
+def test_launch_info_without_a_domain_gives_the_platforms_pdh(emulated_run):
+    r = emulated_run['node']
+    assert r.get('failed') is False, r
+    node = emulated_run.facts['node_sev']
+    assert (r['node_sev']['pdh'], r['node_sev']['cert_chain'], r['node_sev']['cbitpos']) == (
+        node['pdh'], node['cert-chain'], node['cbitpos'])
+    assert 'uuid' not in r and 'state' not in r and 'domain_xml' not in r
+
+
+def test_launch_security_check_mode_changes_nothing(emulated_run):
+    f = emulated_run.facts
+    r = emulated_run['check']
+    assert r.get('failed') is False, r
+    assert (r['changed'], r['launch_security_updated'], r['state'], r['id'], r['run_state']) == (
+        True, True, 'paused', -1, None), r
+    info = emulated_run['info_check']
+    assert info['state'] == 'shutoff'
+    assert _sev_values(info['domain_xml'])[:2] == (b64(f['old'].godh), b64(f['old'].session))
+
+
+def test_launch_security_is_set_before_the_paused_start(emulated_run):
+    f = emulated_run.facts
+    r = emulated_run['start']
+    assert r.get('failed') is False, r
+    assert (r['changed'], r['launch_security_updated'], r['state'], r['run_state'], r['uuid']) == (
+        True, True, 'paused', 'prelaunch', f['uuid']), r
+    # the persistent definition holds the fresh session, and nothing else changed
+    assert _sev_values(f['stored']) == (b64(f['fresh'].godh), b64(f['fresh'].session), f['policy'])
+    strip = re.compile(r'<(dhCert|session|policy)>[^<]*</\1>')
+    assert strip.sub('', f['stored']) == strip.sub('', f['defined'])
+    # the platform launched with the fresh session: its TIK keys the measurement
+    (launch,) = f['launches']
+    assert launch['launch_start']['ok'] is True and launch['policy'] == f['policy']
+    info = emulated_run['info']
+    assert (info['run_state'], info['prelaunch'], info['id']) == ('prelaunch', True, r['id']), info
+    blob = base64.b64decode(info['measurement'])
+    assert base64.b64decode(launch['measurement']) == blob
+    args = (info['api_major'], info['api_minor'], info['build_id'], info['policy'])
+    assert compute_measure(f['fresh'].keys.tik, *args, bytes.fromhex(launch['digest']), blob[32:]) == blob[:32]
+    assert compute_measure(f['old'].keys.tik, *args, bytes.fromhex(launch['digest']), blob[32:]) != blob[:32]
+
+
+def test_launch_security_on_a_running_launch_only_if_it_was_started_with_it(emulated_run):
+    start = emulated_run['start']
+    r = emulated_run['again']
+    assert (r.get('failed'), r['changed'], r['launch_security_updated'], r['id']) == (False, False, False,
+                                                                                     start['id']), r
+    r = emulated_run['again_old']
+    assert_refused(r, 'state', 5, 'was started with another dhCert, session or policy than launch_security')
+    assert (r['error_kind'], r['id'], r['run_state']) == ('wrong_state', start['id'], 'prelaunch'), r
+    r = emulated_run['destroy']
+    assert (r['changed'], r['destroyed'], r['previous_id']) == (True, True, start['id']), r
+
+
 # -------------------------------------------------------- sev_launch_info ----
 
 @pytest.fixture(scope='module')
@@ -773,14 +900,15 @@ def validate_local_run(libvirtd_local, tmp_path_factory, record):
 def test_validate_local_launch_info_is_insecure(validate_local_run):
     assert validate_local_run['li'].get('failed') is False, validate_local_run['li']
     assert validate_local_run['li']['hostname'] == socket.gethostname()
-    assert_refused(validate_local_run['launch_info'], 'insecure', 3,
-                   "hostname '%s'" % socket.gethostname(), 'insecure')
+    # decided from the URI and the connection (local), not from the hostname the host reports
+    assert_refused(validate_local_run['launch_info'], 'insecure', 3, 'the hypervisor is this controller',
+                   'allow_local')
 
 
 @pytest.mark.parametrize('task', ['uri_tcp', 'uri_unix'])
 def test_validate_local_uri_is_insecure(validate_local_run, task):
-    # loopback TCP and the unix socket alike: the host's name is the controller's
-    assert_refused(validate_local_run[task], 'insecure', 3, "hostname '%s'" % socket.gethostname())
+    # loopback TCP and the unix socket alike: the URI reaches the controller itself
+    assert_refused(validate_local_run[task], 'insecure', 3, 'the hypervisor is this controller')
 
 
 def test_validate_local_with_insecure_reaches_the_config_check(validate_local_run):
@@ -791,14 +919,14 @@ def test_validate_local_with_insecure_reaches_the_config_check(validate_local_ru
 def test_validate_forged_local_takes_firmware_from_the_xml_only_if_insecure(validate_local_run):
     # minimal domain: no <loader> to take
     assert_refused(validate_local_run['forged_no_loader'], 'unsupported', 2, 'no <loader>')
-    assert_refused(validate_local_run['forged_rich_secure'], 'insecure', 3, 'same as this controller')
+    assert_refused(validate_local_run['forged_rich_secure'], 'insecure', 3, 'the hypervisor is this controller')
     # rich domain, insecure and local: firmware and kernel come from its XML;
     # Debian's OVMF has no SEV hash table for the (unmeasured) kernel
     r = validate_local_run['forged_rich_insecure']
     assert_refused(r, 'unsupported', 2, 'firmware %s has no usable SEV hash table' % OVMF_CODE)
-    # the same from "another host": its paths mean nothing here
+    # a launch_info claiming "another host" is still local: the connection decides, not the reported name
     assert_refused(validate_local_run['forged_rich_elsewhere'], 'unsupported', 2,
-                   'firmware not given, and a path on a remote host cannot be read here')
+                   'firmware %s has no usable SEV hash table' % OVMF_CODE)
 
 
 def test_validate_argument_spec_of_the_domain_options(validate_local_run):
@@ -969,13 +1097,12 @@ def renamed_remote_run(libvirtd_remote, tmp_path_factory, record):
         t.close()
 
 
-def test_validate_local_is_decided_by_hostname_only(renamed_remote_run):
-    """A remote host that reports the controller's name counts as local
-    (as documented: a guard against misuse, not against a lying host)."""
+def test_validate_local_is_not_decided_by_the_reported_hostname(renamed_remote_run):
+    """A remote host that reports the controller's name is still remote: local
+    is decided from the URI and the connection (issue 8), never from what the host says."""
     assert renamed_remote_run['li']['hostname'] == socket.gethostname()
-    for task in ('v_li', 'v_uri'):
-        assert_refused(renamed_remote_run[task], 'insecure', 3, "hostname '%s'" % socket.gethostname())
-    assert_refused(renamed_remote_run['v_uri_insecure'], 'config', 4, 'launchSecurity')
+    for task in ('v_li', 'v_uri', 'v_uri_insecure'):
+        assert_refused(renamed_remote_run[task], 'config', 4, 'launchSecurity')
 
 
 # ------------------------------------------------------- sev_secret_inject ----
