@@ -282,6 +282,7 @@ def start_role(work, hvs, play_vars, host_vars=None, extra_args=()):
                  'name': 'apply the role', 'block': [
                      {'name': 'sev_launch', 'ansible.builtin.include_role': {'name': 'confidential.sev.sev_launch'}}],
                  'always': [{'name': 'write the outcomes', 'delegate_to': 'localhost', 'check_mode': False,
+                             'changed_when': False,
                              'ansible.builtin.copy': {
                                  'content': '{{ sev_launch_outcomes | default(none) | to_json }}',
                                  'dest': outcome_dir + '/{{ inventory_hostname }}.json', 'mode': '0600'}}]}]}]
