@@ -293,7 +293,7 @@ def plan_launch(reported, record, if_active='fail', resume=True):
             return 'ok', ('this controller validated the launch the host reports now (launch %s, ID %s, stage %s); '
                           'left untouched (not a re-attestation: this believes the host\'s report)'
                           % (record['launch_id'], dom_id, record['stage']))
-        if record.get('secrets') and record['stage'] != 'injected':
+        if record.get('secret_count') and record['stage'] != 'injected':
             return 'fail', ('launch %s was validated but its secrets were never injected; it is left untouched '
                             '(destroy it to launch again)' % record['launch_id'])
         if run_state == 'prelaunch':

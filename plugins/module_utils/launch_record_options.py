@@ -22,7 +22,7 @@ ARGUMENT_SPEC = dict(
     domain_id=dict(type='int'),
     uri=dict(type='str'),
     session=dict(type='str', choices=['fresh', 'premade']),
-    secrets=dict(type='int'),
+    secret_count=dict(type='int'),
     measurement=dict(type='str'),
     replay=dict(type='dict'),
     reason=dict(type='str'),
@@ -38,7 +38,7 @@ REQUIRED_IF = [
 ]
 VALIDATION_RULES = dict(required_if=REQUIRED_IF)
 
-RECORD_FIELDS = ('domain_name', 'domain_id', 'uri', 'session', 'secrets')
+RECORD_FIELDS = ('domain_name', 'domain_id', 'uri', 'session', 'secret_count')
 
 
 def _query(params, exists):

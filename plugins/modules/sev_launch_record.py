@@ -94,7 +94,7 @@ options:
     description: Whether the launch got a V(fresh) session or a V(premade) one, recorded.
     type: str
     choices: [fresh, premade]
-  secrets:
+  secret_count:
     description: How many secrets the launch is to receive, recorded (a launch validated but not injected is not resumed).
     type: int
   measurement:
@@ -147,7 +147,7 @@ why:
 record:
   description:
     - The launch record, C(version), C(host), C(domain_uuid), C(domain_name), C(domain_id), C(uri), C(launch_id),
-      C(session), C(secrets), C(stage), C(stage_times), C(measurement), C(mnonce), C(tik_sha256), C(failed)
+      C(session), C(secret_count), C(stage), C(stage_times), C(measurement), C(mnonce), C(tik_sha256), C(failed)
       (null, or C(reason), C(destroyed), C(at)). With O(state=query), the latest one, or null.
   type: dict
   returned: except with O(state=prepare)

@@ -172,8 +172,8 @@ def test_rerun_on_a_running_unvalidated_domain_fails_untouched(libvirtd_remote, 
     dom = domains(libvirtd_remote)
     dom.create()
     pid, dom_id = qemu_pid(libvirtd_remote, dom.name()), dom.ID()
-    run = run_role(tmp_path, libvirtd_remote, 'remote', role_vars(tmp_path, 'qemu:///system',
-                                                                   sev_launch_domain=dom.name()))
+    variables = role_vars(tmp_path, 'qemu:///system', sev_launch_domain=dom.name())
+    run = run_role(tmp_path, libvirtd_remote, 'remote', variables)
     assert run.rc != 0, run.output
     outcome = run.outcome(dom.name())
     assert (outcome['failed'], outcome['plan'], outcome['changed'], outcome['destroyed']) == (True, 'fail', False,
@@ -203,14 +203,14 @@ def test_a_domain_named_like_another_domains_id_is_looked_up_by_name(libvirtd_re
     prod.create()
     prod_id, prod_pid = prod.ID(), qemu_pid(libvirtd_remote, prod.name())
     named = domains(libvirtd_remote, str(prod_id))    # shut off, named like prod's runtime ID
-    run = run_role(tmp_path, libvirtd_remote, 'remote', role_vars(tmp_path, 'qemu:///system',
-                                                                   sev_launch_domain=prod_id))   # an int in YAML
+    variables = role_vars(tmp_path, 'qemu:///system', sev_launch_domain=prod_id)   # an int in YAML
+    run = run_role(tmp_path, libvirtd_remote, 'remote', variables)
     outcome = run.outcome(prod_id)
     assert outcome['uuid'] == named.UUIDString() != prod.UUIDString()
     assert (outcome['plan'], outcome['reason'], outcome['destroyed']) == ('launch', 'config', True), outcome
     assert tuple(named.state()) == SHUTOFF_DESTROYED
-    assert (tuple(prod.state()), prod.ID(), qemu_pid(libvirtd_remote, prod.name())) == (RUNNING_BOOTED, prod_id,
-                                                                                         prod_pid)
+    after = (tuple(prod.state()), prod.ID(), qemu_pid(libvirtd_remote, prod.name()))
+    assert after == (RUNNING_BOOTED, prod_id, prod_pid)
 
 
 # ---- defect 5: --check, sev_launch_resume false on ansible-core 2.19, both reasons ------------------

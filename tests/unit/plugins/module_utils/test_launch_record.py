@@ -37,7 +37,7 @@ def reported(active=True, state='running', dom_id=7, run_state='running', measur
 
 def record(stage='resumed', dom_id=7, measurement=MEASUREMENT, failed=None, secrets=1):
     return {'launch_id': '20260101T000000Z-0011aabb', 'stage': stage, 'domain_id': dom_id,
-            'measurement': measurement, 'failed': failed, 'secrets': secrets}
+            'measurement': measurement, 'failed': failed, 'secret_count': secrets}
 
 
 def params(state_dir, **kwargs):
@@ -97,7 +97,7 @@ def test_stages_are_written_private_and_in_order(tmp_path):
     assert prepared['launch_dir'] == str(state_dir / 'hosts' / 'hv1' / UUID / 'launches' / prepared['launch_id'])
     launch_id = prepared['launch_id']
     run_record(params(state_dir, state='started', launch_id=launch_id, domain_id=7, domain_name='guest1',
-                      session='fresh', secrets=1))
+                      session='fresh', secret_count=1))
     validated = run_record(params(state_dir, state='validated', launch_id=launch_id, measurement=MEASUREMENT,
                                   replay={'tik_sha256': 'ab' * 32}))
     assert validated['record']['mnonce'] == '4fbe0bedbad6c86ae8f68971d103e554'
