@@ -665,8 +665,8 @@ def test_launch_security_is_set_before_the_paused_start(emulated_run):
 def test_launch_security_on_a_running_launch_only_if_it_was_started_with_it(emulated_run):
     start = emulated_run['start']
     r = emulated_run['again']
-    assert (r.get('failed'), r['changed'], r['launch_security_updated'], r['id']) == (False, False, False,
-                                                                                     start['id']), r
+    expected = (False, False, False, start['id'])
+    assert (r.get('failed'), r['changed'], r['launch_security_updated'], r['id']) == expected, r
     r = emulated_run['again_old']
     assert_refused(r, 'state', 5, 'was started with another dhCert, session or policy than launch_security')
     assert (r['error_kind'], r['id'], r['run_state']) == ('wrong_state', start['id'], 'prelaunch'), r
