@@ -289,13 +289,13 @@ def plan_launch(reported, record, if_active='fail', resume=True):
         else:
             ours = True
     if ours:
+        if record.get('secret_count') and record['stage'] == 'validated':
+            return 'fail', ('launch %s was validated but its secrets were never injected; it is left untouched '
+                            '(destroy it to launch again)' % record['launch_id'])
         if record['stage'] == 'resumed' or not resume:
             return 'ok', ('this controller validated the launch the host reports now (launch %s, ID %s, stage %s); '
                           'left untouched (not a re-attestation: this believes the host\'s report)'
                           % (record['launch_id'], dom_id, record['stage']))
-        if record.get('secret_count') and record['stage'] != 'injected':
-            return 'fail', ('launch %s was validated but its secrets were never injected; it is left untouched '
-                            '(destroy it to launch again)' % record['launch_id'])
         if run_state == 'prelaunch':
             return 'resume', ('launch %s was validated (stage %s) and is still before its first run '
                               '(run_state prelaunch): resuming it' % (record['launch_id'], record['stage']))

@@ -73,6 +73,11 @@ def params(state_dir, **kwargs):
     (reported(state='running', run_state='running'), record(stage='injected'), 'fail', True, 'fail',
      'run_state running'),
     (reported(state='paused', run_state='paused'), record(stage='injected'), 'fail', False, 'ok', 'stage injected'),
+    # interrupted between validation and injection: never ok, even with resume false
+    (reported(state='paused', run_state='prelaunch'), record(stage='validated'), 'fail', False, 'fail',
+     'secrets were never injected'),
+    (reported(state='paused', run_state='prelaunch'), record(stage='validated', secrets=0), 'fail', False, 'ok',
+     'stage validated'),
 ])
 def test_plan(report, rec, if_active, resume, plan, words):
     found, why = store.plan_launch(report, rec, if_active, resume)
