@@ -168,9 +168,14 @@ def test_a_launch_that_does_not_validate_is_destroyed(request, tmp_path, domains
 
 # ---- defect 1: a re-run never powers off a guest this controller did not validate ------------------
 
-def test_rerun_on_a_running_unvalidated_domain_fails_untouched(libvirtd_remote, tmp_path, domains):
+@pytest.mark.parametrize('state', ['running', 'paused after it ran'])
+def test_rerun_on_a_running_unvalidated_domain_fails_untouched(libvirtd_remote, tmp_path, domains, state):
+    """Running, or suspended after it ran (libvirt: PAUSED/user, like a paused start): left as it is."""
     dom = domains(libvirtd_remote)
     dom.create()
+    if state != 'running':
+        dom.suspend()
+    before = tuple(dom.state())
     pid, dom_id = qemu_pid(libvirtd_remote, dom.name()), dom.ID()
     variables = role_vars(tmp_path, 'qemu:///system', sev_launch_domain=dom.name())
     run = run_role(tmp_path, libvirtd_remote, 'remote', variables)
@@ -180,7 +185,9 @@ def test_rerun_on_a_running_unvalidated_domain_fails_untouched(libvirtd_remote, 
                                                                                               False)
     assert 'left untouched' in outcome['msg'] and 'no record' in outcome['msg'], outcome
     assert 'nothing was started or destroyed' in outcome['msg']
-    assert (tuple(dom.state()), dom.ID(), qemu_pid(libvirtd_remote, dom.name())) == (RUNNING_BOOTED, dom_id, pid)
+    assert (tuple(dom.state()), dom.ID(), qemu_pid(libvirtd_remote, dom.name())) == (before, dom_id, pid)
+    assert before == (RUNNING_BOOTED if state == 'running' else (libvirt.VIR_DOMAIN_PAUSED,
+                                                                 libvirt.VIR_DOMAIN_PAUSED_USER))
 
 
 def test_relaunch_destroys_the_unvalidated_launch_and_launches_again(libvirtd_remote, tmp_path, domains):
