@@ -237,6 +237,19 @@ def test_check_mode_on_a_shut_off_domain_succeeds_and_changes_nothing(libvirtd_r
     assert not os.path.exists(run.state_dir)       # nothing written on the controller either
 
 
+def test_check_mode_fails_where_the_real_run_would_fail_before_starting(libvirtd_remote, tmp_path, domains):
+    """A fresh session (no TIK/TEK given) without the chip's CEK: --check says so, as the real run would."""
+    dom = domains(libvirtd_remote)
+    variables = role_vars(tmp_path, 'qemu:///system', sev_launch_domain=dom.name(), sev_launch_policy=7)
+    del variables['sev_launch_tik'], variables['sev_launch_tek']
+    run = run_role(tmp_path, libvirtd_remote, 'remote', variables, check=True)
+    assert run.rc != 0, run.output
+    outcome = run.outcome(dom.name())
+    assert (outcome['failed'], outcome['failed_task']) == (True, 'Check what a launch needs (in check mode too)')
+    assert 'sev_launch_cek_file' in outcome['msg'] and 'nothing was started' in outcome['msg'], outcome
+    assert not dom.isActive()
+
+
 def test_resume_false_given_as_a_string_works_on_ansible_core_2_19(libvirtd_remote, tmp_path, domains):
     """-e sev_launch_resume=false is the string 'false': every condition on it goes through | bool."""
     dom = domains(libvirtd_remote)
