@@ -13,9 +13,11 @@ import threading
 
 import pytest
 
+from ansible_collections.confidential.sev.plugins.action import sev_launch_record as plugin
 from ansible_collections.confidential.sev.plugins.module_utils import launch_record as store
 from ansible_collections.confidential.sev.plugins.module_utils.launch_record_options import ARGUMENT_SPEC, run_record
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import UnsupportedUsage
+from ansible_collections.confidential.sev.tests.unit.plugins.action import action_harness
 
 UUID = '5b0c6f2e-3c1a-4d52-9a55-2f4b8e0c1d77'
 TIK = bytes(range(16))
@@ -246,3 +248,17 @@ def test_concurrent_claims_of_one_measurement_let_exactly_one_through(tmp_path):
 def test_a_bad_measurement_is_a_usage_error(tmp_path):
     with pytest.raises(UnsupportedUsage, match='not base64 of 48 bytes'):
         store.claim_measurement(str(tmp_path), TIK, 'AAAA', None)
+
+
+# ---- the action plugin ---------------------------------------------------------------------------
+
+def test_action_plugin_runs_on_the_controller_and_honours_check_mode(tmp_path):
+    harness = action_harness.Harness(plugin, 'confidential.sev.sev_launch_record', tmp_path)
+    state_dir = tmp_path / 'state'
+    checked = harness.run(check_mode=True, state_dir=str(state_dir), host='hv1', domain_uuid=UUID, state='prepare')
+    assert checked['changed'] is True and not state_dir.exists(), checked
+    prepared = harness.run(state_dir=str(state_dir), host='hv1', domain_uuid=UUID, state='prepare')
+    assert os.path.isdir(prepared['launch_dir']) and mode(state_dir) == 0o700
+    bad = harness.run(state_dir=str(state_dir), host='hv1', domain_uuid=UUID, state='query')
+    assert (bad['failed'], bad['reason']) == (True, 'unsupported') and 'reported' in bad['msg'], bad
+    assert harness.connection.method_calls == []   # the host is never contacted
