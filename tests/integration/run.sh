@@ -14,5 +14,6 @@ export PYTHONPATH="$COLLECTION_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export ANSIBLE_COLLECTIONS_PATH="$COLLECTION_ROOT"
 # A hung daemon must not hang the run: SIGTERM lets pytest tear the daemons
 # down (conftest.py turns it into KeyboardInterrupt), SIGKILL 30 s later.
-exec timeout --kill-after=30 "${INTEGRATION_TIMEOUT:-600}" \
+# The whole suite takes ~9.5 min on 2 cores (the end-to-end tests ~3-5.5 of it), hence 1200 s.
+exec timeout --kill-after=30 "${INTEGRATION_TIMEOUT:-1200}" \
     "$VENV/bin/python" -m pytest tests/integration -p no:cacheprovider "$@"

@@ -32,7 +32,7 @@ import os
 import pytest
 
 from harness import e2e
-from harness.playbook import module_task, run_playbook
+from harness.playbook import module_task
 from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
 
 # vCPU counts, one per hypervisor (sev-ehv1..3): the three launches of a run go in parallel.
@@ -174,8 +174,8 @@ def check_launch(launch, res, xml_after):
     assert res['inject']['changed'] is True
     assert len(rec['injections']) == 1, rec['injections']
     injection = rec['injections'][0]
-    assert (injection['accepted'], injection['after_finish'], injection['gpa']) == (True, False,
-                                                                                   e2e.SECRET_AREA_GPA)
+    expected = (True, False, e2e.SECRET_AREA_GPA)
+    assert (injection['accepted'], injection['after_finish'], injection['gpa']) == expected
     # read back from the guest's side before resume: the decrypted secret table with the LUKS key
     with open(os.path.join(launch.dir, 'secret-area.bin'), 'rb') as f:
         area = f.read()

@@ -117,8 +117,9 @@ def refused(hv, dom, outcome, crashed=False):
 # ------------------------------------------------------------ success ----
 
 def test_launch_resume_later_rerun_and_a_fresh_session_per_launch(emulated_hypervisors, ovmf, tmp_path, guests,
-                                                                   record):
+                                                                  record):
     """SEV-ES, 2 vCPUs, fresh session, LUKS key:
+    0. --check on the shut-off domain: would launch, nothing started, written or sent;
     1. sev_launch_resume false: validated, key injected (read back from guest memory), left before its first run;
     2. a re-run resumes that launch (still prelaunch): same QEMU, same ID, no new injection;
     3. a re-run on the launched guest: ok, unchanged, same QEMU pid, no new launch or injection;
@@ -129,6 +130,17 @@ def test_launch_resume_later_rerun_and_a_fresh_session_per_launch(emulated_hyper
     dom = guests.define(hv, sev_guest_xml(name, ovmf, vcpus=2, es=True), name)
     uuid = dom.UUIDString()
     guest = dict(ES2, domain=name)
+
+    # 0. --check on the shut-off domain: succeeds, says it would launch, and nothing reaches the platform
+    run0 = e2e.run_role(tmp_path / 'run0', [hv], owner.play_vars(), host_vars([hv], {hv.hostname: [guest]}),
+                        extra_args=['--check'])
+    assert run0.rc == 0, run0.output[-8000:]
+    out0 = run0.outcome(hv.hostname, name)
+    assert (out0['failed'], out0['plan'], out0['check_mode']) == (False, 'launch', True), out0
+    assert out0['msg'].startswith('would launch'), out0
+    assert e2e.records_of(hv, name) == [] and dom.state()[0] == SHUTOFF
+    assert e2e.controller_record(owner.state_dir, hv.hostname, uuid) is None
+    assert '<dhCert>' not in dom.XMLDesc(0)
 
     # 1. launch, leave it paused before its first run
     run1 = e2e.run_role(tmp_path / 'run1', [hv], owner.play_vars(sev_launch_resume=False),
@@ -146,8 +158,8 @@ def test_launch_resume_later_rerun_and_a_fresh_session_per_launch(emulated_hyper
     owner.table_sha256_matches(hv.read_guest_memory(dom, e2e.SECRET_AREA_GPA, e2e.SECRET_AREA_SIZE),
                                rec['injections'][0])
     ctl = e2e.controller_record(owner.state_dir, hv.hostname, uuid)
-    assert (ctl['stage'], ctl['domain_id'], ctl['session'], ctl['mnonce']) == ('injected', dom_id, 'fresh',
-                                                                             rec['mnonce'])
+    expected = ('injected', dom_id, 'fresh', rec['mnonce'])
+    assert (ctl['stage'], ctl['domain_id'], ctl['session'], ctl['mnonce']) == expected
     no_secret_in(run1.output, owner)
 
     # 2. the validated launch, still prelaunch, is resumed: nothing else
@@ -171,8 +183,8 @@ def test_launch_resume_later_rerun_and_a_fresh_session_per_launch(emulated_hyper
     assert dom.state()[0] == RUNNING and (live_id(dom), e2e.qemu_pid(hv, name)) == (dom_id, pid)
     (rec,) = e2e.records_of(hv, name)
     assert len(rec['injections']) == 1 and rec['finished'] is True
-    record('e2e role: launch (resume false) / resume / re-run', '%.1fs / %.1fs / %.1fs'
-           % (run1.seconds, run2.seconds, run3.seconds))
+    record('e2e role: --check / launch (resume false) / resume / re-run', '%.1fs / %.1fs / %.1fs / %.1fs'
+           % (run0.seconds, run1.seconds, run2.seconds, run3.seconds))
 
     # 4. a new launch of the same domain gets a new session
     xml_before = dom.XMLDesc(0)
@@ -237,7 +249,7 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
     early = e2e.premade_session(hv1.node_sev()['pdh'], SEV_POLICY, owner.dir, 'session-early')
     list1 = [
         guest(hv1, 'firmware', firmware=DEBIAN_OVMF),
-        guest(hv1, 'vcpus', {'vcpus': 2, 'es': True}, **dict(ES2, num_cpus=3)),
+        guest(hv1, 'vcpus', {'vcpus': 2, 'es': True}, **{**ES2, 'num_cpus': 3}),
         guest(hv1, 'tik', {'dh_cert': session_a['dh_cert'], 'session': session_a['session']},
               tik=session_b['tik'], tek=session_a['tek']),
         guest(hv1, 'early', {'dh_cert': early['dh_cert'], 'session': early['session']},
@@ -251,9 +263,9 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
     # sev-ehv2: measured direct boot with the wrong kernel, initrd, cmdline; a session for another platform
     foreign = e2e.premade_session(hv3.node_sev()['pdh'], SEV_POLICY, owner.dir, 'session-foreign')
     list2 = [
-        guest(hv2, 'kernel', boot, **dict(boot, kernel=other_kernel)),
-        guest(hv2, 'initrd', boot, **dict(boot, initrd=other_initrd)),
-        guest(hv2, 'cmdline', boot, **dict(boot, cmdline=cmdline + ' ')),
+        guest(hv2, 'kernel', boot, **{**boot, 'kernel': other_kernel}),
+        guest(hv2, 'initrd', boot, **{**boot, 'initrd': other_initrd}),
+        guest(hv2, 'cmdline', boot, **{**boot, 'cmdline': cmdline + ' '}),
         guest(hv2, 'foreign', {'dh_cert': foreign['dh_cert'], 'session': foreign['session']},
               tik=foreign['tik'], tek=foreign['tek']),
     ]
@@ -298,6 +310,7 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
     assert outcome['failed_task'] == INJECT_TASK and outcome['destroyed'] is True, outcome
     rec = refused(hv3, dom(hv3, 'refused'), outcome)
     assert rec['faults_applied'] == ['inject_refused'] and [i['accepted'] for i in rec['injections']] == [False]
+    assert dom(hv3, 'refused').state()[1] == libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED
     # QEMU died between injection and resume: the role fails, never starts the domain again
     # (sev_secret_inject reads QEMU's run state after injecting; QEMU is gone by then, so the role fails
     # there or, had the read won the race, at the resume, which refuses a shut-off domain)
@@ -357,6 +370,10 @@ def test_replayed_measurement_is_refused(emulated_hypervisors, ovmf, tmp_path, g
     assert second['measurement_reported'] == first['measurement'] != second['measurement']
     e2e.assert_refused_launch(second)
     assert dom.state() == [SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED]
+    # the controller's seen-before record: one (TIK, mnonce) claim, launch 1's, which refused launch 2
+    seen = os.path.join(owner.state_dir, 'seen')
+    (tik_dir,) = os.listdir(seen)
+    assert os.listdir(os.path.join(seen, tik_dir)) == [first['mnonce'] + '.json']
 
 
 def test_libvirt_lost_mid_flow(ovmf, tmp_path, record):

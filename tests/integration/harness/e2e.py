@@ -252,8 +252,8 @@ class RoleRun:
 
     def outcome(self, host, domain):
         found = [item for item in self.outcomes.get(host) or [] if str(item['domain']) == str(domain)]
-        assert len(found) == 1, 'no single outcome for %s on %s: %s\n%s' % (domain, host, self.outcomes,
-                                                                              self.output[-6000:])
+        assert len(found) == 1, 'no single outcome for %s on %s: %s\n%s' % (
+            domain, host, self.outcomes, self.output[-6000:])
         return found[0]
 
 
@@ -348,8 +348,8 @@ def run_tasks(work, hvs, tasks, host_vars=None, timeout=400):
     for hv in hvs:
         result_path = os.path.join(work, 'results', hv.hostname + '.json')
         if proc.returncode != 0 or not os.path.exists(result_path):
-            raise AssertionError('ansible-playbook %s exited %d\n%s\n%s' % (path, proc.returncode,
-                                                                           proc.stdout[-20000:], proc.stderr[-5000:]))
+            raise AssertionError('ansible-playbook %s exited %d\n%s\n%s' % (
+                path, proc.returncode, proc.stdout[-20000:], proc.stderr[-5000:]))
         with open(result_path, encoding='utf-8') as f:
             results[hv.hostname] = json.load(f)
     return results, seconds, proc.stdout + proc.stderr
