@@ -224,7 +224,8 @@ def test_launch_resume_later_rerun_and_a_fresh_session_per_launch(emulated_hyper
 def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_hypervisors, ovmf, tmp_path,
                                                                       guests, record):
     """One run of the role on the three hypervisors, several guests each: every mistake fails its own guest
-    only (failure invariant), a guest started before validation is left untouched, a good guest launches."""
+    only (failure invariant), a guest started before validation (running, or suspended after it ran) is left
+    untouched, a good guest launches."""
     hv1, hv2, hv3 = emulated_hypervisors
     owner = Owner(tmp_path, ovmf)
     files = tmp_path / 'files'
@@ -270,7 +271,19 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
               tik=foreign['tik'], tek=foreign['tek']),
     ]
     # sev-ehv3: injection refused by the platform, QEMU killed between injection and resume, and a good guest
-    list3 = [guest(hv3, 'refused'), guest(hv3, 'crash'), guest(hv3, 'good')]
+    # ... and a domain that ran, then was suspended: libvirt says paused (user) as for a paused start;
+    # QEMU's run state says it ran
+    later = e2e.premade_session(hv3.node_sev()['pdh'], SEV_POLICY, owner.dir, 'session-later')
+    list3 = [guest(hv3, 'refused'), guest(hv3, 'crash'), guest(hv3, 'good'),
+             guest(hv3, 'suspended', {'dh_cert': later['dh_cert'], 'session': later['session']},
+                   tik=later['tik'], tek=later['tek'])]
+    suspended_dom = guests.lookup(hv3, names['suspended'])
+    suspended_dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+    suspended_dom.resume()
+    assert e2e.wait_until(lambda: e2e.records_of(hv3, names['suspended'])[0]['finished'], 15)
+    suspended_dom.suspend()
+    suspended_pid, suspended_id = e2e.qemu_pid(hv3, names['suspended']), live_id(suspended_dom)
+    assert suspended_dom.state() == [PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER]
     hv3.set_faults({names['refused']: {'inject_refused': True}, names['crash']: {'crash_after_inject': True}})
     try:
         run = e2e.run_role(tmp_path / 'run', [hv1, hv2, hv3], owner.play_vars(),
@@ -278,7 +291,7 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
                                                        hv3.hostname: list3}))
     finally:
         hv3.clear_faults()
-    record('e2e role: 11 guests on 3 hypervisors (10 refused, 1 launched)', '%.1fs' % run.seconds)
+    record('e2e role: 12 guests on 3 hypervisors (11 refused, 1 launched)', '%.1fs' % run.seconds)
     assert run.rc != 0, run.output[-8000:]
     no_secret_in(run.output, owner)
 
@@ -333,10 +346,17 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
     assert rec['finished'] is True and [i['accepted'] for i in rec['injections']] == [True]
     assert dom(hv3, 'good').state()[0] == RUNNING
     # the play fails at the end and lists each failed guest with its reason
+    # the guest suspended after it ran: refused, untouched (still paused, same QEMU and ID, nothing injected)
+    outcome = out(hv3, 'suspended')
+    assert (outcome['plan'], outcome['changed'], outcome['destroyed']) == ('fail', False, False), outcome
+    assert suspended_dom.state() == [PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER]
+    assert (live_id(suspended_dom), e2e.qemu_pid(hv3, names['suspended'])) == (suspended_id, suspended_pid)
+    (rec,) = e2e.records_of(hv3, names['suspended'])
+    assert rec['injections'] == []
     for label in ('firmware', 'vcpus', 'tik', 'kernel', 'initrd', 'cmdline', 'foreign', 'refused', 'crash',
-                  'early'):
+                  'early', 'suspended'):
         assert names[label] in run.output, label
-    assert '2 of 3 guests failed' in run.output
+    assert '3 of 4 guests failed' in run.output
 
 
 def test_replayed_measurement_is_refused(emulated_hypervisors, ovmf, tmp_path, guests, record):
@@ -405,8 +425,9 @@ def test_libvirt_lost_mid_flow(ovmf, tmp_path, record):
         assert run.rc != 0
         outcome = run.outcome(hv.hostname, name)
         assert outcome['failed'] is True and outcome['destroyed'] is False, outcome
+        # (the next host task after the kill; the kill comes seconds before the injection)
         assert outcome['failed_task'] in ('Read its launch state from the hypervisor (checked on the controller)',
-                                          VALIDATE_TASK), outcome
+                                          VALIDATE_TASK, INJECT_TASK), outcome
         assert 'failed too' in outcome['msg'] or 'not destroyed' in outcome['msg'], outcome
         (rec,) = e2e.records_of(hv, name)
         e2e.assert_refused_launch(rec)
