@@ -6,9 +6,10 @@
 Non-SEV TCG domains: every launch fails validation (remote: no SEV launch
 security, config 4; local: the hypervisor is the controller, insecure 3),
 which is what the failure paths need.  The success path, the re-run on a
-validated guest and the replay refusal need the emulated SEV platform
-(tests/integration/test_role_sev.py, another task; the role's README lists
-the variables, state-dir layout and record format they use).
+validated guest and the replay refusal need the emulated SEV platform:
+they are in tests/integration/test_e2e_role.py, and every step failed in
+turn (faults, interrupts, 20 concurrent launches) in test_faults.py (the
+role's README lists the variables, state-dir layout and record format).
 
 Each run applies the role through include_role inside a block whose
 ``always`` writes ``sev_launch_outcomes`` to outcomes-<host>.json, so the
@@ -184,6 +185,8 @@ def test_rerun_on_a_running_unvalidated_domain_fails_untouched(libvirtd_remote, 
     assert (outcome['failed'], outcome['plan'], outcome['changed'], outcome['destroyed']) == (True, 'fail', False,
                                                                                               False)
     assert 'left untouched' in outcome['msg'] and 'no record' in outcome['msg'], outcome
+    # the README's table: a refusal of the domain's state is reason state, rc 5 (was error, 6)
+    assert (outcome['reason'], int(outcome['rc'])) == ('state', 5), outcome
     assert 'nothing was started or destroyed' in outcome['msg']
     assert (tuple(dom.state()), dom.ID(), qemu_pid(libvirtd_remote, dom.name())) == (before, dom_id, pid)
     assert before == (RUNNING_BOOTED if state == 'running' else (libvirt.VIR_DOMAIN_PAUSED,
