@@ -149,7 +149,9 @@ class FileCapture:
     read and deleted in a few milliseconds (e.g. a Vault-decrypted key) is read
     here all the same.  Needs CAP_SYS_ADMIN (root).  Only paths under ``roots``
     are kept, minus ``skip(path)`` and the emulated firmware and guest memory.
-    ``captured`` is {path: [each distinct content seen]}.
+    ``captured`` is {path: [((st_dev, st_ino), each distinct content seen)]}:
+    the inode recognises an intended output written under a temporary name
+    and renamed into place.
     """
 
     def __init__(self, roots, max_bytes_per_file=4 << 20, skip=None):
@@ -199,8 +201,9 @@ class FileCapture:
             self.truncated.append(path)
         data = os.pread(fd, min(info.st_size, self.max_bytes), 0)
         seen = self.captured.setdefault(path, [])
-        if data not in seen:
-            seen.append(data)
+        version = ((info.st_dev, info.st_ino), data)
+        if version not in seen:
+            seen.append(version)
 
     def _drain(self):
         while True:
@@ -230,11 +233,17 @@ class FileCapture:
 
     def scan(self, needle_map, allowed=()):
         """(hits, files captured) over every captured version of every file."""
+        allowed_inodes = set()
+        for path in allowed:
+            info = os.stat(path)
+            allowed_inodes.add((info.st_dev, info.st_ino))
         allowed = {os.path.realpath(p) for p in allowed}
         hits = []
         for path, versions in self.captured.items():
             if os.path.realpath(path) in allowed:
                 continue
-            for n, data in enumerate(versions):
+            for n, (inode, data) in enumerate(versions):
+                if inode in allowed_inodes:
+                    continue    # an intended output before its rename into place
                 hits += scan_bytes(data, needle_map, '%s (captured version %d)' % (path, n))
         return hits, len(self.captured)

@@ -16,7 +16,7 @@ import tempfile
 
 import pytest
 
-from ansible_collections.confidential.sev.tests.hygiene import secret_scan
+import secret_scan  # tests/hygiene, put on sys.path by conftest.py
 
 SECRET = bytes(range(0xf0, 0x100)) + b'\x00\x01\x7f\x80'  # 20 bytes, non-printable
 
