@@ -48,6 +48,9 @@ ARGUMENT_SPEC = dict(
         guid=dict(type='str', required=True),
         path=dict(type='path', required=True),
     )),
+    secret_address=dict(type='int'),
+    allow_secret_policy=dict(type='list', elements='str', default=[], choices=['DBG', 'KS']),
+    allow_zero_keys=dict(type='bool', default=False),
     secret_header_file=dict(type='path'),
     secret_payload_file=dict(type='path'),
     require_policy=dict(type='list', elements='str', default=[],
@@ -86,15 +89,29 @@ VALIDATION_RULES = dict(mutually_exclusive=MUTUALLY_EXCLUSIVE, required_together
 
 def cmdline_bytes(params):
     """The cmdline exactly as it must be hashed: UTF-8 of ``cmdline``, or the
-    decoded ``cmdline_b64`` (byte-exact, immune to YAML/Jinja whitespace)."""
+    decoded ``cmdline_b64`` (byte-exact, immune to YAML/Jinja whitespace).
+
+    A NUL byte is refused: QEMU takes the command line as a C string and
+    hashes strlen + 1 bytes, so nothing after a NUL can reach or be measured
+    for the guest; accepting it would let the owner believe the rest counts."""
     if params.get('cmdline_b64') is not None:
         try:
-            return base64.b64decode(params['cmdline_b64'], validate=True)
+            data, name = base64.b64decode(params['cmdline_b64'], validate=True), 'cmdline_b64'
         except (binascii.Error, ValueError):
             raise errors.UnsupportedUsage('cmdline_b64 is not valid base64')
-    if params.get('cmdline') is not None:
-        return params['cmdline'].encode('utf-8')
-    return None
+    elif params.get('cmdline') is not None:
+        try:
+            data, name = params['cmdline'].encode('utf-8'), 'cmdline'
+        except UnicodeEncodeError:
+            raise errors.UnsupportedUsage('cmdline is not valid Unicode text (use cmdline_b64 for raw bytes)')
+    else:
+        return None
+    if b'\0' in data:
+        raise errors.UnsupportedUsage(
+            '%s contains a NUL byte at offset %d: QEMU passes the command line as a C string and measures '
+            'it up to the first NUL (strlen + 1 bytes), so what follows never reaches the guest; remove it'
+            % (name, data.index(b'\0')))
+    return data
 
 
 def build_request(params, read_file):
@@ -108,7 +125,8 @@ def build_request(params, read_file):
         path = params.get(name)
         return None if path is None else read_file(path, name)
 
-    keys = load_keys(tik=small('tik'), tek=small('tek'), tk=small('tk'), insecure=params['insecure'])
+    keys = load_keys(tik=small('tik'), tek=small('tek'), tk=small('tk'),
+                     allow_zero_keys=bool(params.get('allow_zero_keys')))
     secrets = [(item['guid'], read_file(item['path'], 'secrets[%d]' % index), 'secrets[%d]' % index)
                for index, item in enumerate(params.get('secrets') or [])]
     return ValidationRequest(
@@ -123,7 +141,10 @@ def build_request(params, read_file):
         secrets=secrets, require_policy=params.get('require_policy') or [],
         min_api_version=params.get('min_api_version'), min_build_id=params.get('min_build_id'),
         insecure=params['insecure'], diagnose=params.get('diagnose', True),
-        diagnose_firmware=params.get('diagnose_firmware') or [])
+        diagnose_firmware=params.get('diagnose_firmware') or [],
+        secret_address=params.get('secret_address'),
+        allow_secret_policy=params.get('allow_secret_policy') or [],
+        allow_zero_keys=bool(params.get('allow_zero_keys')))
 
 
 FAILURE_HINTS = {

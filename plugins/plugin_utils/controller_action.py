@@ -19,7 +19,48 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import (
     SevError, UnsupportedUsage, failure_result,
 )
-from ansible_collections.confidential.sev.plugins.module_utils.sev.files import check_not_vault, read_small_file
+from ansible_collections.confidential.sev.plugins.module_utils.sev.files import (
+    VAULT_MAGIC, check_not_vault, describe_path, read_small_file,
+)
+
+# No option of this collection holds an integer wider than a guest physical
+# address; bigger ones (a 5,000-digit string) are typos or attacks, and Python
+# refuses to print them, so they are refused before any message formats one.
+MAX_INT_BITS = 64
+
+
+def _option_values(spec, params, prefix=''):
+    """(option name, spec entry, value) for every given option, suboptions included."""
+    for name, entry in spec.items():
+        value = params.get(name) if isinstance(params, dict) else None
+        if value is None:
+            continue
+        label = prefix + name
+        if entry.get('options') and entry.get('type') == 'list':
+            for index, item in enumerate(value if isinstance(value, list) else []):
+                for found in _option_values(entry['options'], item, '%s[%d].' % (label, index)):
+                    yield found
+        elif entry.get('options') and entry.get('type') == 'dict':
+            for found in _option_values(entry['options'], value, label + '.'):
+                yield found
+        else:
+            yield label, entry, value
+
+
+def check_option_bounds(spec, params):
+    """Refuse integers wider than MAX_INT_BITS and paths with a NUL byte, naming the option."""
+    for label, entry, value in _option_values(spec, params):
+        kind, elements = entry.get('type'), entry.get('elements')
+        values = value if kind == 'list' and isinstance(value, list) else [value]
+        if kind == 'int' or elements == 'int':
+            for item in values:
+                if isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > MAX_INT_BITS:
+                    raise UnsupportedUsage('%s: an integer of %d bits, wider than the %d bits any value here '
+                                           'may have' % (label, item.bit_length(), MAX_INT_BITS))
+        if kind == 'path' or elements == 'path':
+            for item in values:
+                if isinstance(item, str) and '\0' in item:
+                    raise UnsupportedUsage('%s: the path contains a NUL byte' % label)
 
 
 class ControllerAction(ActionBase):
@@ -32,27 +73,41 @@ class ControllerAction(ActionBase):
     WHAT = 'the task'            # for the unexpected-error message
     FAILURE_EXTRA = {}           # fields every failure carries (e.g. valid: false)
 
-    def _find(self, path, what):
+    # Options whose value is a path to key or secret material: a user may paste
+    # the key itself there, so their value never appears in a message.
+    SECRET_PATH_OPTIONS = ('tik', 'tek', 'tk', 'secrets')
+
+    @classmethod
+    def _is_secret_option(cls, what):
+        return str(what).split('[')[0].split('.')[0] in cls.SECRET_PATH_OPTIONS
+
+    def _find(self, path, what, secret=False):
         try:
             return self._find_needle('files', path)
         except AnsibleError as exc:
+            if secret:
+                # Ansible's message quotes the value, which may be the key itself.
+                raise UnsupportedUsage('%s: could not find or access the file (the value is not shown: %s takes '
+                                       'the path of a file, never key or secret text)' % (what, what))
             raise UnsupportedUsage('%s: %s' % (what, to_native(exc.message)))
 
-    def _read_real(self, path, what):
-        """A small file's bytes, decrypting Ansible Vault; the plaintext never touches a log."""
-        real = None
+    def _read_real(self, path, what, secret=False):
+        """A small regular file's bytes; Ansible Vault is decrypted in memory,
+        never to a temporary file, and the plaintext never touches a log."""
+        data = read_small_file(path, what, secret=secret)
+        if not data.startswith(VAULT_MAGIC):
+            return data
         try:
-            real = self._loader.get_real_file(path, decrypt=True)
-            return read_small_file(real, what)
+            # pylint: disable-next=protected-access
+            return self._loader._vault.decrypt(data)
         except AnsibleError as exc:
-            raise UnsupportedUsage('%s: %s' % (what, to_native(exc.message)))
-        finally:
-            if real is not None:
-                self._loader.cleanup_tmp_file(real)
+            raise UnsupportedUsage('%s: cannot decrypt the Ansible Vault file %s: %s'
+                                   % (what, describe_path(path, secret), to_native(exc.message)))
 
     def _read_file(self, path, what):
         """A small input file (key, secret, VMSA, certificate), searched, Vault-decrypted."""
-        return self._read_real(self._find(path, what), what)
+        secret = self._is_secret_option(what)
+        return self._read_real(self._find(path, what, secret), what, secret)
 
     def _streamed_path(self, path, what):
         """A large measured file (firmware, kernel, initrd): searched, never Vault-encrypted."""
@@ -73,6 +128,7 @@ class ControllerAction(ActionBase):
             result.update(self._failure('unsupported', to_native(exc.message)))
             return result
         try:
+            check_option_bounds(self.ARGUMENT_SPEC, params)
             result.update(self._run(params))
         except SevError as exc:
             result.update(self._failure(exc.reason, str(exc)))

@@ -16,12 +16,16 @@
    (The measurement itself cannot be taken after the guest ran; a secret
    injection after resume is refused by libvirt and firmware.)
 3. Configuration problems fail (config 4, or insecure 3 for NVRAM and
-   unmeasured direct boot) unless ``ignore_config``.
+   unmeasured direct boot).  ``ignore_config`` drops the config ones only:
+   the two security-relevant ones give way to ``insecure`` alone.  (They are
+   read from the host's XML, so they guard against mistakes; the guarantee
+   comes from the owner's firmware file: a usable hash table when a kernel is
+   given, a secret area or an explicit address when secrets are given.)
 4. Measurement, API version, build id and policy come from the host unless
    given explicitly; they are covered by the measurement MAC.
-5. Firmware, kernel, initrd, cmdline, vCPU count and CPU SKU come from the host
-   only with ``insecure``; files only when the connection is local (remote:
-   unsupported, 2: a path on the host says nothing about the controller).
+5. Cmdline, vCPU count and CPU SKU come from the host only with ``insecure``.
+   File paths (firmware, kernel, initrd) never do, even with ``insecure``:
+   the host would choose which controller file is hashed as trusted.
 """
 
 from __future__ import annotations
@@ -66,12 +70,14 @@ def apply_domain_rules(params, info, controller_hostname=None, local=None):
         raise InvalidState('the domain is %s, not paused: its measurement can only be trusted before it '
                            'first runs (set insecure to accept)' % info['state'])
 
-    if not params.get('ignore_config'):
-        problems = domain_config.config_problems(info['config'], secure=secure,
-                                                 kernel_given=params.get('kernel') is not None)
-        if problems:
-            error = ERRORS[problems[0]['reason']]
-            raise error('; '.join(problem['message'] for problem in problems))
+    problems = domain_config.config_problems(info['config'], secure=secure,
+                                             kernel_given=params.get('kernel') is not None)
+    if params.get('ignore_config'):
+        # Only insecure relaxes the security-relevant checks (NVRAM, unmeasured direct boot).
+        problems = [problem for problem in problems if problem['reason'] == 'insecure']
+    if problems:
+        error = ERRORS[problems[0]['reason']]
+        raise error('; '.join(problem['message'] for problem in problems))
 
     launch = info['launch_security']
     if launch is None:
@@ -94,14 +100,10 @@ def apply_domain_rules(params, info, controller_hostname=None, local=None):
         host_value = config['loader'] if key == 'firmware' else config[key]
         if params.get(key) is not None or (host_value is None and key != 'firmware'):
             continue
-        if remote:
-            raise UnsupportedUsage('%s not given, and a path on a remote host cannot be read here' % key)
-        if secure:
-            raise InsecureUsage('%s not given: using the path from the domain XML is not secure' % key)
-        if host_value is None:
-            raise UnsupportedUsage('firmware not given and the domain XML has no <loader>')
-        params[key] = host_value
-        notes.append('%s %s taken from the domain XML' % (key, host_value))
+        # Never from the host, not even with insecure: the host's XML would pick
+        # which controller file is hashed as the trusted one.
+        raise UnsupportedUsage('%s not given: give the trusted file on the controller (a path from the '
+                               'domain XML is never used, since the host would choose what is trusted)' % key)
 
     if params.get('cmdline') is None and params.get('cmdline_b64') is None and config['cmdline'] is not None:
         if secure:

@@ -21,7 +21,7 @@ from .errors import SevError
 from .kernel_hashes import EMPTY_INITRD_DIGEST
 from .launch_digest import assemble_launch_digest, hash_measured_files
 from .measurement import measurement_matches
-from .ovmf import read_footer
+from .ovmf import parse_footer
 from .policy import ES
 from .vmsa import NAMED_CPUS, QEMU_CPU_MODELS, VARIANTS, build_vmsas
 
@@ -158,7 +158,7 @@ def _firmware(diag, candidates):
             continue
         try:
             files = hash_measured_files(path)
-            reset = read_footer(path).sev_es_reset_address
+            reset = parse_footer(files.firmware_tail, source=path).sev_es_reset_address
         except SevError as exc:
             diag.tried.append('firmware %s (not usable: %s)' % (path, exc))
             continue

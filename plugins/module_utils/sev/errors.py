@@ -64,7 +64,8 @@ class InvalidState(SevError):
 class FirmwareFormatError(SevError):
     """The firmware image is not what it claims (malformed OVMF footer table).
 
-    The reference tool exits 6 here, so this keeps reason 'error'.
+    Bad input from the guest owner, so a usage error (2) naming the firmware:
+    the reference tool exits 6 here, but 6 is the class of our own bugs.
     """
 
-    reason = 'error'
+    reason = 'unsupported'

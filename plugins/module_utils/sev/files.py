@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 from .errors import UnsupportedUsage
@@ -15,28 +16,78 @@ MAX_SMALL_FILE = 1 << 20
 VAULT_MAGIC = b'$ANSIBLE_VAULT'
 
 
+def describe_path(path, secret=False):
+    """How a message names a path: as given, or hidden for key and secret
+    options, where a user may have pasted the key itself instead of a path."""
+    if secret:
+        return 'the given path (not shown: a key or secret option)'
+    return repr(path) if isinstance(path, str) and not path.isprintable() else str(path)
+
+
+def open_regular(path, what, secret=False):
+    """Open ``path`` for reading and return a binary stream, or refuse.
+
+    Only a regular file is accepted, checked on the opened descriptor (no
+    race with a rename): a device (/dev/zero, /dev/urandom, also through a
+    symlink), a FIFO or a directory would hang the task or exhaust memory.
+    O_NONBLOCK keeps opening a FIFO with no writer from blocking; it does not
+    change reads from a regular file.
+    """
+    shown = describe_path(path, secret)
+    if not isinstance(path, (str, bytes)) or not path:
+        raise UnsupportedUsage('%s: a path is required' % what)
+    if (b'\0' if isinstance(path, bytes) else '\0') in path:
+        raise UnsupportedUsage('%s: the path contains a NUL byte' % what)
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
+                         | getattr(os, 'O_NOCTTY', 0))
+    except (OSError, ValueError) as exc:
+        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, shown, getattr(exc, 'strerror', None)
+                                                              or type(exc).__name__))
+    try:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsupportedUsage('%s: %s is not a regular file (%s); refused before reading it'
+                                   % (what, shown, _kind(mode)))
+        return os.fdopen(handle, 'rb')
+    except BaseException:
+        os.close(handle)
+        raise
+
+
+def _kind(mode):
+    for test, name in ((stat.S_ISDIR, 'a directory'), (stat.S_ISCHR, 'a character device'),
+                       (stat.S_ISBLK, 'a block device'), (stat.S_ISFIFO, 'a FIFO'),
+                       (stat.S_ISSOCK, 'a socket')):
+        if test(mode):
+            return name
+    return 'not a regular file'
+
+
 def check_not_vault(path, what):
     """Measured files are public: refuse an Ansible Vault file rather than hash its ciphertext."""
-    try:
-        with open(path, 'rb') as stream:
+    with open_regular(path, what) as stream:
+        try:
             magic = stream.read(len(VAULT_MAGIC))
-    except OSError as exc:
-        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
+        except OSError as exc:
+            raise UnsupportedUsage('%s: cannot read %s: %s' % (what, describe_path(path), exc.strerror or exc))
     if magic == VAULT_MAGIC:
         raise UnsupportedUsage('%s: %s is Ansible Vault-encrypted; measured files must be given in '
-                               'clear (they are not secret)' % (what, path))
+                               'clear (they are not secret)' % (what, describe_path(path)))
     return path
 
 
-def read_small_file(path, what, limit=MAX_SMALL_FILE):
-    """The bytes of a small file; errors name the input, never its content."""
-    try:
-        with open(path, 'rb') as stream:
+def read_small_file(path, what, limit=MAX_SMALL_FILE, secret=False):
+    """The bytes of a small regular file; errors name the input, never its content
+    (nor, with ``secret``, its path)."""
+    with open_regular(path, what, secret) as stream:
+        try:
             data = stream.read(limit + 1)
-    except OSError as exc:
-        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
+        except OSError as exc:
+            raise UnsupportedUsage('%s: cannot read %s: %s' % (what, describe_path(path, secret),
+                                                               exc.strerror or exc))
     if len(data) > limit:
-        raise UnsupportedUsage('%s: %s is larger than %d bytes' % (what, path, limit))
+        raise UnsupportedUsage('%s: %s is larger than %d bytes' % (what, describe_path(path, secret), limit))
     return data
 
 

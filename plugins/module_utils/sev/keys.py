@@ -6,7 +6,8 @@
 They come as two 16-byte files, or one 32-byte file holding TEK then TIK
 (sev-tool's tmp_tk.bin).  A launch without a session is measured with zero
 keys, which anyone can reproduce: an all-zero TIK proves nothing and is
-refused unless the caller says ``insecure``.  Key bytes never appear in a
+refused unless the caller says ``allow_zero_keys`` (never implied by
+``insecure``).  Key bytes never appear in a
 message or a repr.
 """
 
@@ -41,7 +42,7 @@ def _check_size(name, data, size):
         raise UnsupportedUsage('%s: expected %d bytes, got %d' % (name, size, len(data)))
 
 
-def load_keys(tik=None, tek=None, tk=None, insecure=False):
+def load_keys(tik=None, tek=None, tk=None, allow_zero_keys=False):
     """SessionKeys from the raw bytes of tik+tek, or of tk (TEK || TIK)."""
     if tk is not None:
         if tik is not None or tek is not None:
@@ -54,8 +55,8 @@ def load_keys(tik=None, tek=None, tk=None, insecure=False):
         _check_size('tik', tik, KEY_SIZE)
         _check_size('tek', tek, KEY_SIZE)
         keys = SessionKeys(tek=tek, tik=tik)
-    if keys.tik_is_zero and not insecure:
+    if keys.tik_is_zero and not allow_zero_keys:
         raise InsecureUsage(
             'the TIK is all zeros: that is what a launch without a session is measured with, '
-            'so anyone can forge this measurement; refused unless insecure is set')
+            'so anyone can forge this measurement; refused unless allow_zero_keys is set')
     return keys

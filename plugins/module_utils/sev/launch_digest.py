@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from . import kernel_hashes
+from .ovmf import MAX_TAIL_SIZE
 from .streaming import hash_files
 from .vmsa import VMSA_SIZE
 
@@ -38,8 +39,10 @@ class MeasuredFiles:
     """The large files, each hashed once: the digest state after the firmware
     (to continue with any table and VMSAs), and the kernel/initrd digests."""
 
-    def __init__(self, firmware_state, kernel_digest, initrd_digest, sizes):
+    def __init__(self, firmware_state, kernel_digest, initrd_digest, sizes, firmware_tail=b''):
         self.firmware_state = firmware_state
+        # The firmware's last bytes as hashed, for its OVMF footer table.
+        self.firmware_tail = firmware_tail
         self.kernel_digest = kernel_digest
         self.initrd_digest = initrd_digest
         self.sizes = sizes
@@ -48,16 +51,17 @@ class MeasuredFiles:
 def hash_measured_files(firmware, kernel=None, initrd=None):
     """Stream firmware, kernel and initrd (paths) concurrently, once."""
     launch = hashlib.sha256()
-    jobs = {'firmware': (firmware, launch)}
+    jobs = {'firmware': (firmware, launch, MAX_TAIL_SIZE)}
     file_hashers = {}
     for name, path in (('kernel', kernel), ('initrd', initrd if kernel is not None else None)):
         if path is not None:
             file_hashers[name] = hashlib.sha256()
             jobs[name] = (path, file_hashers[name])
     sizes = hash_files(jobs)
+    sizes['firmware'], firmware_tail = sizes['firmware']
     digests = dict((name, hasher.digest()) for name, hasher in file_hashers.items())
     initrd_digest = digests.get('initrd', kernel_hashes.EMPTY_INITRD_DIGEST) if kernel is not None else None
-    return MeasuredFiles(launch, digests.get('kernel'), initrd_digest, sizes)
+    return MeasuredFiles(launch, digests.get('kernel'), initrd_digest, sizes, firmware_tail)
 
 
 def assemble_launch_digest(files, cmdline=None, vmsa_cpu0=None, vmsa_cpu1=None, num_cpus=0,

@@ -45,11 +45,14 @@ def compute_measure(tik, api_major, api_minor, build_id, policy, launch_digest, 
 
 
 def measurement_matches(tik, blob, api_major, api_minor, build_id, policy, launch_digest):
-    """(matches, computed MEASURE).  The comparison is constant-time.
+    """(matches, computed MEASURE or None).  The comparison is constant-time.
 
-    The computed value must not leave the controller on a mismatch: it is a
-    MAC over a nonce the host chose, i.e. an oracle for forgeries.
+    The computed value is returned only on a match (when it equals what the
+    host reported anyway): on a mismatch it is a MAC over a nonce the host
+    chose, i.e. an oracle for forgeries, so it never leaves this function.
     """
     reported, mnonce = blob[:MEASURE_SIZE], blob[MEASURE_SIZE:]
     computed = compute_measure(tik, api_major, api_minor, build_id, policy, launch_digest, mnonce)
-    return hmac.compare_digest(reported, computed), computed
+    if hmac.compare_digest(reported, computed):
+        return True, computed
+    return False, None

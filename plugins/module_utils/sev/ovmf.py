@@ -22,6 +22,7 @@ import struct
 import uuid
 
 from .errors import FirmwareFormatError, UnsupportedUsage
+from .files import open_regular
 
 FOOTER_GUID = uuid.UUID('96b582de-1fb2-45f7-baea-a366c55a082d')
 SEV_ES_RESET_BLOCK_GUID = uuid.UUID('00f771de-1a7e-4fcb-890e-68c77e2fb44e')
@@ -158,13 +159,16 @@ def parse_footer(tail, source='firmware'):
 
 
 def read_footer(path):
-    """Read and parse the footer table of the image at ``path`` (reads only its tail)."""
-    try:
-        with open(path, 'rb') as image:
-            image.seek(0, os.SEEK_END)
-            size = image.tell()
+    """Read and parse the footer table of the image at ``path`` (reads only its tail).
+
+    For a validation, parse the tail of the bytes that were hashed instead
+    (launch_digest.MeasuredFiles.firmware_tail): a second read could see
+    another file."""
+    with open_regular(path, 'firmware') as image:
+        try:
+            size = os.fstat(image.fileno()).st_size
             image.seek(max(0, size - MAX_TAIL_SIZE))
-            tail = image.read()
-    except OSError as exc:
-        raise UnsupportedUsage('firmware: cannot read %s: %s' % (path, exc.strerror or exc))
+            tail = image.read(MAX_TAIL_SIZE)
+        except OSError as exc:
+            raise UnsupportedUsage('firmware: cannot read %s: %s' % (path, exc.strerror or exc))
     return parse_footer(tail, source=path)

@@ -26,16 +26,25 @@ RESERVED_MASK = 0x0000ffc0
 ES = 1 << FLAG_BITS['ES']
 
 
+def shown(value, limit=40):
+    """A value for a message, bounded: repr() of a 5,000-digit int raises, and
+    a huge string would flood the log."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return 'an integer of %d bits' % value.bit_length()
+    text = repr(value) if isinstance(value, (str, bytes, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= limit else text[:limit] + '... (%d characters)' % len(text)
+
+
 def check_byte(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xff:
-        raise UnsupportedUsage('%s must be an integer from 0 to 255, got %r' % (name, value))
+        raise UnsupportedUsage('%s must be an integer from 0 to 255, got %s' % (name, shown(value)))
     return value
 
 
 class GuestPolicy:
     def __init__(self, value):
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xffffffff:
-            raise UnsupportedUsage('policy must be a 32-bit unsigned integer, got %r' % (value,))
+            raise UnsupportedUsage('policy must be a 32-bit unsigned integer, got %s' % shown(value))
         if value & RESERVED_MASK:
             raise UnsupportedUsage(
                 'policy 0x%08x sets reserved bits 0x%04x (bits 6-15): firmware refuses such a '
@@ -62,9 +71,9 @@ class GuestPolicy:
 
 def parse_api_version(text, name='min_api_version'):
     """'MAJOR.MINOR' -> (major, minor)."""
-    parts = str(text).split('.')
-    if len(parts) != 2 or not all(part.isascii() and part.isdigit() for part in parts):
-        raise UnsupportedUsage('%s must look like MAJOR.MINOR (e.g. 0.24), got %r' % (name, text))
+    parts = str(text).split('.') if isinstance(text, str) and len(text) <= 16 else []
+    if len(parts) != 2 or not all(part.isascii() and part.isdigit() and len(part) <= 3 for part in parts):
+        raise UnsupportedUsage('%s must look like MAJOR.MINOR (e.g. 0.24), got %s' % (name, shown(text)))
     return (check_byte(name + ' major', int(parts[0])), check_byte(name + ' minor', int(parts[1])))
 
 

@@ -25,6 +25,7 @@ import struct
 import uuid
 
 from .errors import InsecureUsage, UnsupportedUsage
+from .policy import shown
 
 try:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -49,9 +50,9 @@ def resolve_guid(alias_or_guid, name='secret'):
         return GUID_ALIASES[text]
     if _GUID_TEXT.fullmatch(text):
         return uuid.UUID(text)
-    raise UnsupportedUsage('%s: %r is neither a known alias (%s) nor a GUID like '
+    raise UnsupportedUsage('%s: %s is neither a known alias (%s) nor a GUID like '
                            '736869e5-84f0-4973-92ec-06879ce3da0b'
-                           % (name, text, ', '.join(sorted(GUID_ALIASES))))
+                           % (name, shown(text), ', '.join(sorted(GUID_ALIASES))))
 
 
 class SecretTable:
@@ -90,7 +91,7 @@ def secret_packet_mac(tik, flags, iv, ciphertext, measure):
     return hmac.new(tik, message, hashlib.sha256).digest()
 
 
-def build_secret_packet(keys, measure, table, iv=None, insecure=False):
+def build_secret_packet(keys, measure, table, iv=None, allow_zero_keys=False):
     """(header, payload) bytes for LAUNCH_SECRET.
 
     ``measure`` is the 32-byte MEASURE of the *validated* measurement.  A fresh
@@ -98,9 +99,9 @@ def build_secret_packet(keys, measure, table, iv=None, insecure=False):
     """
     if not HAS_CRYPTOGRAPHY:
         raise UnsupportedUsage('building a secret packet needs the Python cryptography library')
-    if keys.tek_is_zero and not insecure:
-        raise InsecureUsage('the TEK is all zeros: a secret encrypted with it is readable by the '
-                            'host; refused unless insecure is set')
+    if (keys.tek_is_zero or keys.tik_is_zero) and not allow_zero_keys:
+        raise InsecureUsage('the TEK or TIK is all zeros: a secret encrypted with it is readable by the '
+                            'host; refused unless allow_zero_keys is set')
     if len(measure) != 32:
         raise ValueError('MEASURE must be 32 bytes')
     iv = random_source.token_bytes(IV_SIZE) if iv is None else bytes(iv)

@@ -15,44 +15,56 @@ import concurrent.futures
 import os
 
 from .errors import UnsupportedUsage
+from .files import open_regular
 
 CHUNK_SIZE = 1 << 20
 
 
-def hash_file(path, hasher, what='file', chunk_size=CHUNK_SIZE):
-    """Feed the whole file at ``path`` into ``hasher``; return the byte count.
+def hash_file(path, hasher, what='file', chunk_size=CHUNK_SIZE, keep_tail=0):
+    """Feed the whole regular file at ``path`` into ``hasher``.
 
+    Returns the byte count, or with ``keep_tail`` (a byte count) the pair
+    (byte count, the last ``keep_tail`` bytes hashed): what is parsed from the
+    end of a file is then exactly what was measured, never a second read.
     ``what`` names the input in error messages (e.g. 'kernel').
     """
     buffer = bytearray(chunk_size)
     view = memoryview(buffer)
+    tail = bytearray()
     total = 0
-    try:
-        with open(path, 'rb', buffering=0) as stream:
+    with open_regular(path, what) as stream:
+        try:
             while True:
                 count = stream.readinto(buffer)
                 if not count:
                     break
                 hasher.update(view[:count])
                 total += count
-    except OSError as exc:
-        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
+                if keep_tail:
+                    tail += view[max(0, count - keep_tail):count]
+                    if len(tail) > keep_tail:
+                        del tail[:len(tail) - keep_tail]
+        except OSError as exc:
+            raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
+    if keep_tail:
+        return total, bytes(tail)
     return total
 
 
 def hash_files(jobs, chunk_size=CHUNK_SIZE):
     """Hash several files concurrently.
 
-    ``jobs`` maps a name to ``(path, hasher)``.  Returns name -> byte count.
+    ``jobs`` maps a name to ``(path, hasher)`` or ``(path, hasher, keep_tail)``.
+    Returns name -> what hash_file returns for it.
     The first error (in job order) is raised once all threads have stopped.
     """
     if not jobs:
         return {}
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
     if workers == 1:
-        return dict((name, hash_file(path, hasher, name, chunk_size))
-                    for name, (path, hasher) in jobs.items())
+        return dict((name, hash_file(job[0], job[1], name, chunk_size, *job[2:]))
+                    for name, job in jobs.items())
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = dict((name, pool.submit(hash_file, path, hasher, name, chunk_size))
-                       for name, (path, hasher) in jobs.items())
+        futures = dict((name, pool.submit(hash_file, job[0], job[1], name, chunk_size, *job[2:]))
+                       for name, job in jobs.items())
     return dict((name, future.result()) for name, future in futures.items())

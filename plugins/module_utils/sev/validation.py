@@ -15,11 +15,11 @@ from __future__ import annotations
 import base64
 
 from . import kernel_hashes, policy as policy_mod
-from .errors import FirmwareFormatError, UnsupportedUsage
+from .errors import FirmwareFormatError, IncorrectConfig, InsecureUsage, UnsupportedUsage
 from .diagnosis import LaunchContext, diagnose
 from .launch_digest import assemble_launch_digest, hash_measured_files
-from .measurement import MEASURE_SIZE, decode_measurement, measurement_matches
-from .ovmf import read_footer
+from .measurement import decode_measurement, measurement_matches
+from .ovmf import parse_footer, read_footer
 from .secrets import SecretTable, build_secret_packet
 from .vmsa import DEFAULT_VARIANT, VMSA_SIZE, build_vmsas
 
@@ -37,7 +37,8 @@ class ValidationRequest:
                  vmsa_cpu0=None, vmsa_cpu1=None, cpu_family=None, cpu_model=None,
                  cpu_stepping=None, vmsa_variant=DEFAULT_VARIANT, sev_features=0,
                  secrets=(), require_policy=(), min_api_version=None, min_build_id=None,
-                 insecure=False, diagnose=True, diagnose_firmware=()):
+                 insecure=False, diagnose=True, diagnose_firmware=(), secret_address=None,
+                 allow_secret_policy=(), allow_zero_keys=False):
         self.measurement = measurement
         self.api_major = api_major
         self.api_minor = api_minor
@@ -62,6 +63,12 @@ class ValidationRequest:
         self.min_api_version = min_api_version
         self.min_build_id = min_build_id
         self.insecure = insecure
+        # Where the secrets will be injected when not at the firmware's secret area.
+        self.secret_address = secret_address
+        # Policy weaknesses (DBG, KS) under which secrets may still be released.
+        self.allow_secret_policy = list(allow_secret_policy)
+        # Accept all-zero TIK/TEK (a launch without a session): never implied by insecure.
+        self.allow_zero_keys = allow_zero_keys
         # On a mismatch: try the common mistakes (and these other firmware builds).
         self.diagnose = diagnose
         self.diagnose_firmware = list(diagnose_firmware)
@@ -130,8 +137,9 @@ def _check_vmsa_inputs(request, policy):
         return
     if request.num_cpus is None:
         raise UnsupportedUsage('num_cpus is required for an SEV-ES guest (policy bit ES)')
-    if not 1 <= request.num_cpus <= MAX_CPUS:
-        raise UnsupportedUsage('num_cpus must be from 1 to %d, got %d' % (MAX_CPUS, request.num_cpus))
+    if not isinstance(request.num_cpus, int) or isinstance(request.num_cpus, bool) \
+            or not 1 <= request.num_cpus <= MAX_CPUS:
+        raise UnsupportedUsage('num_cpus must be from 1 to %d, got %s' % (MAX_CPUS, policy_mod.shown(request.num_cpus)))
     if not given_sku and request.vmsa_cpu0 is None:
         raise UnsupportedUsage('an SEV-ES guest needs vmsa_cpu0 (and vmsa_cpu1 with several vCPUs) '
                                'or cpu_family/cpu_model/cpu_stepping')
@@ -139,11 +147,85 @@ def _check_vmsa_inputs(request, policy):
         raise UnsupportedUsage('vmsa_cpu1 is required for an SEV-ES guest with more than one vCPU')
 
 
+# What a secret policy relaxation may name: the policy bit whose absence it accepts.
+SECRET_POLICY_RELAXATIONS = {'DBG': 'NODBG', 'KS': 'NOKS'}
+MAX_GUEST_ADDRESS = (1 << 64) - 1
+
+
+def check_secret_address(address):
+    """An explicit injection address: a 64-bit guest physical address, never 0."""
+    if address is None:
+        return None
+    if not isinstance(address, int) or isinstance(address, bool) or not 0 < address <= MAX_GUEST_ADDRESS:
+        raise UnsupportedUsage('secret_address must be a guest physical address from 1 to 2^64-1 (0 is where '
+                               'a firmware without a secret area would get the secret, and reads none)')
+    return address
+
+
+def secret_policy_relaxations(names):
+    unknown = [name for name in names if name not in SECRET_POLICY_RELAXATIONS]
+    if unknown:
+        raise UnsupportedUsage('allow_secret_policy: unknown value(s) %s; known: %s'
+                               % (', '.join(str(name) for name in unknown), ', '.join(sorted(SECRET_POLICY_RELAXATIONS))))
+    return list(names)
+
+
+def check_secret_policy(policy, allowed=()):
+    """Refuse to release secrets to a guest the host can read them from.
+
+    Without NODBG the host may DBG_DECRYPT guest memory (the injected secret
+    included); without NOKS it may share the guest's key with another guest
+    it controls.  ``allowed`` names the weaknesses accepted (DBG, KS).
+    Returns warnings (plain SEV: the CPU state is not protected).
+    """
+    missing = [flag for weakness, flag in sorted(SECRET_POLICY_RELAXATIONS.items())
+               if weakness not in allowed and not policy.value & (1 << policy_mod.FLAG_BITS[flag])]
+    if missing:
+        raise InsecureUsage(
+            'secrets: the guest policy 0x%08x lacks %s: the host could %s, so no secret is released '
+            '(allow_secret_policy accepts it, naming DBG and/or KS)'
+            % (policy.value, ' and '.join(missing),
+               ' and '.join({'NODBG': 'decrypt guest memory with DBG_DECRYPT',
+                             'NOKS': 'share the guest\'s memory key with another guest'}[flag] for flag in missing)))
+    if not policy.es:
+        return ['secrets released to a plain SEV guest (no ES bit): its register state is not encrypted, so the '
+                'host can read and change it while the guest runs; prefer SEV-ES (policy bit 0x4)']
+    return []
+
+
 def _check_secrets(request):
     table = SecretTable()
     for alias_or_guid, value, name in request.secrets:
         table.add(alias_or_guid, value, name)
     return table
+
+
+def _footer_checks(request, policy, table, footer):
+    """What the owner's firmware must offer for this request: a usable hash
+    table for a kernel, a secret area (or an explicit address) for secrets, a
+    reset block to build VMSAs from a SKU.  Returns the VMSAs (cpu0, cpu1)."""
+    if request.kernel is not None and footer.usable_hash_table(kernel_hashes.PADDED_TABLE_SIZE) is None:
+        raise UnsupportedUsage(
+            'kernel: firmware %s has no usable SEV hash table (entry missing, or base 0 or size < %d), '
+            'so QEMU refuses measured direct boot with it; use a firmware built for it (e.g. OVMF AmdSevX64)'
+            % (request.firmware, kernel_hashes.PADDED_TABLE_SIZE))
+    if len(table) and footer.secret_area is None and request.secret_address is None:
+        raise IncorrectConfig(
+            'secrets: firmware %s has no usable SEV secret area (entry missing, or base 0 or size 0, as in '
+            'Debian\'s and Ubuntu\'s generic OVMF builds) and no secret_address is given: injected there, the '
+            'secret would land at guest physical address 0 where no firmware reads it; use a firmware with a '
+            'secret area (e.g. OVMF AmdSevX64) or give the address your firmware reads secrets from'
+            % request.firmware)
+    vmsa_cpu0, vmsa_cpu1 = request.vmsa_cpu0, request.vmsa_cpu1
+    if policy.es and vmsa_cpu0 is None:
+        if footer.sev_es_reset_address is None:
+            raise FirmwareFormatError(
+                'firmware %s has no SEV-ES reset block in its OVMF footer table: VMSAs cannot be built '
+                'from a CPU SKU for it' % request.firmware)
+        vmsa_cpu0, vmsa_cpu1 = build_vmsas(footer.sev_es_reset_address, request.cpu_family,
+                                           request.cpu_model, request.cpu_stepping,
+                                           request.vmsa_variant, request.sev_features)
+    return vmsa_cpu0, vmsa_cpu1
 
 
 def validate(request):
@@ -166,30 +248,24 @@ def validate(request):
     if request.keys is None:
         raise UnsupportedUsage('either tk or both of tik and tek are required')
 
-    footer = read_footer(request.firmware)
-    warnings = []
-    if request.kernel is not None and footer.usable_hash_table(kernel_hashes.PADDED_TABLE_SIZE) is None:
-        raise UnsupportedUsage(
-            'kernel: firmware %s has no usable SEV hash table (entry missing, or base 0 or size < %d), '
-            'so QEMU refuses measured direct boot with it; use a firmware built for it (e.g. OVMF AmdSevX64)'
-            % (request.firmware, kernel_hashes.PADDED_TABLE_SIZE))
+    check_secret_address(request.secret_address)
+    secret_policy_relaxations(request.allow_secret_policy)
 
-    vmsa_cpu0, vmsa_cpu1, num_cpus = request.vmsa_cpu0, request.vmsa_cpu1, request.num_cpus or 0
-    if policy.es and vmsa_cpu0 is None:
-        if footer.sev_es_reset_address is None:
-            raise FirmwareFormatError(
-                'firmware %s has no SEV-ES reset block in its OVMF footer table: VMSAs cannot be built '
-                'from a CPU SKU for it' % request.firmware)
-        vmsa_cpu0, vmsa_cpu1 = build_vmsas(footer.sev_es_reset_address, request.cpu_family,
-                                           request.cpu_model, request.cpu_stepping,
-                                           request.vmsa_variant, request.sev_features)
+    # Fail fast on what the footer rules out, before hashing large files; the
+    # verdict then uses only the footer parsed from the bytes that were hashed
+    # (a second read of the file could see another one).
+    _footer_checks(request, policy, table, read_footer(request.firmware))
+    files = hash_measured_files(request.firmware, request.kernel, request.initrd)
+    footer = parse_footer(files.firmware_tail, source=request.firmware)
+    vmsa_cpu0, vmsa_cpu1 = _footer_checks(request, policy, table, footer)
+    num_cpus = request.num_cpus or 0
+    warnings = []
     if not policy.es:
         vmsa_cpu0 = vmsa_cpu1 = None
         if request.num_cpus is not None:
             warnings.append('num_cpus is ignored: a plain SEV measurement does not cover vCPUs')
 
     # 3. The verdict.
-    files = hash_measured_files(request.firmware, request.kernel, request.initrd)
     digest = assemble_launch_digest(files, request.cmdline, vmsa_cpu0, vmsa_cpu1, num_cpus)
     matches, computed = measurement_matches(request.keys.tik, blob, request.api_major,
                                             request.api_minor, request.build_id, policy.value,
@@ -205,19 +281,18 @@ def validate(request):
     # 4. Only now are policy, API version and build id authenticated.
     policy_mod.check_requirements(policy, request.api_major, request.api_minor, request.build_id,
                                   request.require_policy, min_api, request.min_build_id)
+    if len(table):
+        warnings.extend(check_secret_policy(policy, request.allow_secret_policy))
 
     header = payload = None
     if len(table):
         plaintext = table.build()
         area = footer.secret_area
-        if area is None:
-            warnings.append('firmware %s has no SEV secret area: injection needs an explicit guest '
-                            'address' % request.firmware)
-        elif len(plaintext) > area.size:
+        if area is not None and request.secret_address in (None, area.base) and len(plaintext) > area.size:
             raise UnsupportedUsage('secrets: the table is %d bytes, larger than the firmware\'s secret '
                                    'area (%d bytes)' % (len(plaintext), area.size))
-        header, payload = build_secret_packet(request.keys, computed[:MEASURE_SIZE], plaintext,
-                                              insecure=request.insecure)
+        header, payload = build_secret_packet(request.keys, computed, plaintext,
+                                              allow_zero_keys=request.allow_zero_keys)
     return ValidationResult(True, digest, policy, firmware, computed_measurement=blob,
                             secret_header=header, secret_payload=payload,
                             secret_guids=table.guids, warnings=warnings)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 
 from .errors import UnsupportedUsage
+from .policy import shown
 
 VMSA_SIZE = 4096
 
@@ -83,7 +84,7 @@ def cpu_signature(family, model, stepping):
                                ('cpu_model', model, 0xff),
                                ('cpu_stepping', stepping, 0xf)):
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
-            raise UnsupportedUsage('%s must be an integer from 0 to %d, got %r' % (name, limit, value))
+            raise UnsupportedUsage('%s must be an integer from 0 to %d, got %s' % (name, limit, shown(value)))
     if family <= 0xf:
         sig = family << 8
     else:
@@ -96,7 +97,7 @@ def build_vmsa(cs_base, rip, signature, variant=DEFAULT_VARIANT, sev_features=0)
     if variant not in VARIANTS:
         raise UnsupportedUsage('vmsa_variant must be one of %s, got %r'
                                % (', '.join(sorted(VARIANTS)), variant))
-    if not 0 <= sev_features < 1 << 64:
+    if not isinstance(sev_features, int) or isinstance(sev_features, bool) or not 0 <= sev_features < 1 << 64:
         raise UnsupportedUsage('sev_features must fit in 64 bits')
     mxcsr, fcw = VARIANTS[variant]
     page = bytearray(VMSA_SIZE)

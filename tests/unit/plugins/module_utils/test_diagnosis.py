@@ -20,7 +20,6 @@ action plugin runs.
 from __future__ import annotations
 
 import base64
-import builtins
 import hashlib
 import hmac
 import json
@@ -608,12 +607,12 @@ def test_diagnosis_of_large_files_costs_under_a_second(tmp_path, monkeypatch):
     params = options(big, launch.measurement())
 
     opened = []
-    real_open = builtins.open
+    real_open = streaming.open_regular
 
     def counting_open(path, *args, **kwargs):
         opened.append(str(path))
         return real_open(path, *args, **kwargs)
-    monkeypatch.setattr(streaming, 'open', counting_open, raising=False)
+    monkeypatch.setattr(streaming, 'open_regular', counting_open)
 
     def timed(diagnose):
         del opened[:]

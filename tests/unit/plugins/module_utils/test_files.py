@@ -65,7 +65,7 @@ def test_read_missing_names_the_input(tmp_path):
 
 
 def test_read_directory(tmp_path):
-    with pytest.raises(UnsupportedUsage, match='^tk: cannot read'):
+    with pytest.raises(UnsupportedUsage, match='^tk: .* is not a regular file \\(a directory\\)'):
         files.read_small_file(str(tmp_path), 'tk')
 
 

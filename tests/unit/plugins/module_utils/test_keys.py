@@ -84,12 +84,15 @@ def test_all_zero_tik_is_insecure(kwargs):
     with pytest.raises(InsecureUsage, match='all zeros') as info:
         load_keys(**kwargs)
     assert info.value.rc == 3 and info.value.reason == 'insecure'
-    assert 'insecure' in str(info.value)
+    assert 'allow_zero_keys' in str(info.value)
     assert_no_key_material(str(info.value), TEK)
 
 
-def test_all_zero_tik_allowed_with_insecure():
-    keys = load_keys(tik=bytes(16), tek=TEK, insecure=True)
+def test_all_zero_tik_needs_allow_zero_keys_not_insecure():
+    """Issue 10: insecure no longer implies zero keys; load_keys has no insecure at all."""
+    with pytest.raises(TypeError):
+        load_keys(tik=bytes(16), tek=TEK, insecure=True)  # pylint: disable=unexpected-keyword-arg
+    keys = load_keys(tik=bytes(16), tek=TEK, allow_zero_keys=True)
     assert keys.tik_is_zero
     assert keys.tik == bytes(16)
 

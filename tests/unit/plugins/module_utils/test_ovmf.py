@@ -178,7 +178,8 @@ def test_read_footer_unreadable_file_is_a_usage_error_naming_the_firmware(tmp_pa
     path = str(tmp_path / name)
     with pytest.raises(UnsupportedUsage) as info:
         ovmf.read_footer(path)
-    assert str(info.value).startswith('firmware: cannot read %s: ' % path)
+    assert str(info.value).startswith('firmware: cannot read %s: ' % path if name != '.' else
+                                      'firmware: %s is not a regular file (a directory)' % path)
     assert info.value.rc == 2
 
 
@@ -259,7 +260,7 @@ def test_total_reaching_before_the_image():
     with pytest.raises(FirmwareFormatError, match='before the start of the image') as info:
         ovmf.parse_footer(_with_total(tail, len(tail) - 32 + 1), source='fw.fd')
     assert 'fw.fd' in str(info.value)
-    assert info.value.rc == 6 and info.value.reason == 'error'
+    assert info.value.rc == 2 and info.value.reason == 'unsupported'
 
 
 @pytest.mark.parametrize('entry_len', [0, 1, 17])
@@ -462,6 +463,7 @@ def test_synthetic_footers_with_a_wrong_total(entries, delta, body):
     check_parse(_with_total(tail, total + delta))
 
 
-def test_format_error_is_a_sev_error_with_code_6():
+def test_format_error_is_a_usage_error_code_2():
+    """Issue 10: a malformed footer is bad input (2), not the unexpected class (6)."""
     assert issubclass(FirmwareFormatError, SevError)
-    assert FirmwareFormatError('x').rc == 6
+    assert FirmwareFormatError('x').rc == 2

@@ -243,12 +243,12 @@ def test_random_iv_is_fresh():
 
 def test_zero_tek_is_insecure():
     keys = SessionKeys(tek=bytes(16), tik=TIK)
-    with pytest.raises(InsecureUsage, match='TEK is all zeros') as info:
+    with pytest.raises(InsecureUsage, match='TEK or TIK is all zeros') as info:
         sec.build_secret_packet(keys, MEASURE, make_table(SECRET))
     assert info.value.rc == 3
     assert_no_secret(str(info.value), SECRET, TIK)
     header, payload = sec.build_secret_packet(keys, MEASURE, make_table(SECRET), iv=bytes(16),
-                                              insecure=True)
+                                              allow_zero_keys=True)
     assert independent_ctr(bytes(16), bytes(16), payload) == make_table(SECRET)
 
 

@@ -124,17 +124,19 @@ def test_the_controller_itself_as_host_is_insecure(files):
     assert "reports hostname '%s'" % HOST in result['msg']
 
 
-def test_local_insecure_takes_the_firmware_from_the_domain_xml(files):
+def test_local_insecure_never_takes_the_firmware_from_the_domain_xml(files):
+    """Issue 10: even with insecure, the host's XML does not choose the controller file hashed
+    as the trusted firmware (here the very file that would validate)."""
     info = launch_info(xml=lx.domain_xml(loader=files['firmware']))
     result = run(options(files, info=info, firmware=None, insecure=True), controller=HOST)
-    assert result['valid'] is True
-    assert result['notes'] == ['firmware %s taken from the domain XML' % files['firmware']]
+    assert_refused(result, 'unsupported', 2)
+    assert result['msg'].startswith('firmware not given: give the trusted file on the controller')
 
 
 def test_remote_without_firmware_is_unsupported(files):
     result = run(options(files, firmware=None))
     assert_refused(result, 'unsupported', 2)
-    assert result['msg'] == 'firmware not given, and a path on a remote host cannot be read here'
+    assert result['msg'].startswith('firmware not given: give the trusted file on the controller')
 
 
 def test_explicit_measurement_overrides_the_hosts(files):

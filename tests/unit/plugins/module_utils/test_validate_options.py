@@ -239,7 +239,8 @@ def test_cmdline_b64_is_hashed_byte_exact(files):
 
 def test_secret_packet_in_the_result(files):
     params = normalise(base_args(files, firmware='synthetic',
-                                 secrets=[{'guid': 'luks-key', 'path': files['secret']}]))
+                                 secrets=[{'guid': 'luks-key', 'path': files['secret']}],
+                                 allow_secret_policy=['DBG', 'KS']))
     result = vo.run_validation(params, Reader())
     assert result['valid'] is True
     assert len(base64.b64decode(result['secret_header'])) == 52
@@ -298,10 +299,14 @@ def test_refusal_messages_name_the_input(files):
     assert result['msg'].startswith('secrets[0]: ')
 
 
-def test_insecure_allows_a_zero_tik(files):
+def test_zero_tik_needs_allow_zero_keys_not_insecure(files):
+    """Issue 10: insecure no longer silently allows zero keys."""
     data = pathlib.Path(files['empty']).read_bytes()
-    params = normalise(base_args(files, tik=files['zero_tik'], insecure=True,
-                                 measurement=reported(hashlib.sha256(data).digest(), tik=bytes(16))))
+    measurement = reported(hashlib.sha256(data).digest(), tik=bytes(16))
+    refused = vo.run_validation(normalise(base_args(files, tik=files['zero_tik'], insecure=True,
+                                                    measurement=measurement)), Reader())
+    assert (refused['reason'], refused['rc']) == ('insecure', 3) and 'allow_zero_keys' in refused['msg']
+    params = normalise(base_args(files, tik=files['zero_tik'], allow_zero_keys=True, measurement=measurement))
     assert vo.run_validation(params, Reader())['valid'] is True
 
 

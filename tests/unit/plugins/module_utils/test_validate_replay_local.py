@@ -97,9 +97,9 @@ def test_allow_local_accepts_the_controller_as_hypervisor(files):  # pylint: dis
 @pytest.mark.parametrize('given, info, reason, words', [
     # not paused: still refused (insecure would accept it)
     ({}, dict(state='running'), 'state', 'not paused'),
-    # firmware from the domain XML: still refused (insecure would take it)
-    ({'firmware': None}, dict(xml=lx.domain_xml(loader='/usr/share/OVMF/OVMF_CODE.fd')), 'insecure',
-     'firmware not given: using the path from the domain XML is not secure'),
+    # firmware from the domain XML: refused (never taken, since issue 10)
+    ({'firmware': None}, dict(xml=lx.domain_xml(loader='/usr/share/OVMF/OVMF_CODE.fd')), 'unsupported',
+     'firmware not given: give the trusted file on the controller'),
     # a zero TIK: still refused
     ({'tik': 'zero'}, {}, 'insecure', 'TIK'),
 ])

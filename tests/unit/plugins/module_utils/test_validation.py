@@ -60,6 +60,10 @@ def hash_table(cmdline, initrd, kernel):
             + bytes(8))
 
 
+# An explicit boot VMSA page for SEV-ES cases that need no footer reset block.
+VMSA0 = bytes(range(256)) * 16
+
+
 def measure(digest, tik=TIK, api=(0, 24), build_id=15, policy=0, mnonce=MNONCE):
     message = (bytes([4, api[0], api[1], build_id]) + struct.pack('<I', policy) + digest + mnonce)
     return hmac.new(tik, message, hashlib.sha256).digest()
@@ -130,15 +134,15 @@ def boot(tmp_path):
 
 
 def make(firmware, digest=None, policy=0, api=(0, 24), build_id=15, tik=TIK, tek=TEK,
-         measurement=None, insecure=False, **kwargs):
+         measurement=None, insecure=False, allow_zero_keys=False, **kwargs):
     path, data = firmware
     if measurement is None:
         measurement = reported(hashlib.sha256(data).digest() if digest is None else digest,
                                api=api, build_id=build_id, policy=policy)
-    keys = load_keys(tik=tik, tek=tek, insecure=insecure)
+    keys = load_keys(tik=tik, tek=tek, allow_zero_keys=allow_zero_keys)
     return ValidationRequest(measurement=measurement, api_major=api[0], api_minor=api[1],
                              build_id=build_id, policy=policy, firmware=path, keys=keys,
-                             insecure=insecure, **kwargs)
+                             insecure=insecure, allow_zero_keys=allow_zero_keys, **kwargs)
 
 
 @pytest.fixture
@@ -279,7 +283,8 @@ def test_sev_features_reach_the_vmsa(fw):
 def test_sev_es_sku_without_reset_block_is_a_firmware_error(fw, name):
     with pytest.raises(FirmwareFormatError, match='no SEV-ES reset block') as info:
         validate(make(fw[name], policy=0x4, num_cpus=1, cpu_family=25, cpu_model=1, cpu_stepping=1))
-    assert info.value.rc == 6
+    # bad input from the owner: usage (2), not the unexpected class (6) (issue 10)
+    assert info.value.rc == 2
 
 
 def test_sev_es_one_vcpu_with_only_vmsa_cpu0(fw):
@@ -416,9 +421,11 @@ def test_met_requirements(fw):
 def test_secret_packet_after_a_match(fw):
     path, data = fw['synthetic']
     digest = hashlib.sha256(data).digest()
-    request = make(fw['synthetic'], secrets=[('luks-key', SECRET, 'secrets[0]'),
-                                             ('0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d', OTHER_SECRET,
-                                              'secrets[1]')])
+    request = make(fw['synthetic'], policy=0x7, num_cpus=1, vmsa_cpu0=VMSA0,
+                   digest=hashlib.sha256(data + VMSA0).digest(),
+                   secrets=[('luks-key', SECRET, 'secrets[0]'),
+                            ('0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d', OTHER_SECRET, 'secrets[1]')])
+    digest = hashlib.sha256(data + VMSA0).digest()
     result = validate(request)
     assert result.valid and result.warnings == []
     assert result.secret_guids == ['736869e5-84f0-4973-92ec-06879ce3da0b',
@@ -433,17 +440,20 @@ def test_secret_packet_after_a_match(fw):
         (bytes.fromhex('3d2c1b0a5f4e6b4a8c7d9e0f1a2b3c4d'), OTHER_SECRET))
     assert ctr_decrypt(TEK, iv, payload) == expected_table
     mac_input = (b'\x01' + bytes(4) + iv + struct.pack('<II', len(payload), len(payload))
-                 + payload + measure(digest))
+                 + payload + measure(digest, policy=0x7))
     assert header[20:] == hmac.new(TIK, mac_input, hashlib.sha256).digest()
 
 
 def test_secret_table_must_fit_the_secret_area(fw):
     # area is 48 bytes: a 3-byte secret gives exactly 48, a 9-byte one 64 (one
     # byte too many before padding), SECRET (29 bytes) 80
-    assert validate(make(fw['small_secret_area'], secrets=[('luks-key', b'abc', 's')])).valid
+    assert validate(make(fw['small_secret_area'], secrets=[('luks-key', b'abc', 's')],
+                         allow_secret_policy=['DBG', 'KS'])).valid
     with pytest.raises(UnsupportedUsage, match='table is 64 bytes'):
-        validate(make(fw['small_secret_area'], secrets=[('luks-key', b'123456789', 's')]))
-    request = make(fw['small_secret_area'], secrets=[('luks-key', SECRET, 'secrets[0]')])
+        validate(make(fw['small_secret_area'], secrets=[('luks-key', b'123456789', 's')],
+                      allow_secret_policy=['DBG', 'KS']))
+    request = make(fw['small_secret_area'], secrets=[('luks-key', SECRET, 'secrets[0]')],
+                   allow_secret_policy=['DBG', 'KS'])
     with pytest.raises(UnsupportedUsage, match="^secrets: the table is 80 bytes, larger than the firmware's "
                                                "secret area \\(48 bytes\\)") as info:
         validate(request)
@@ -451,29 +461,92 @@ def test_secret_table_must_fit_the_secret_area(fw):
 
 
 @pytest.mark.parametrize('name', ['ovmfx64', 'no_footer'])
-def test_no_secret_area_warns_but_builds(fw, name):
-    result = validate(make(fw[name], secrets=[('luks-key', SECRET, 'secrets[0]')]))
+def test_no_secret_area_refuses_secrets_without_an_address(fw, name, no_hashing):
+    """Issue 10: Debian/Ubuntu OVMF (secret area base 0, size 0) with secrets and no
+    address: refused (config, 4) before hashing, never a warning and a packet."""
+    with pytest.raises(IncorrectConfig, match='^secrets: firmware .* no usable SEV secret area') as info:
+        validate(make(fw[name], policy=0x3, secrets=[('luks-key', SECRET, 'secrets[0]')]))
+    assert info.value.rc == 4 and not leaks(str(info.value), SECRET, TIK, TEK)
+
+
+@pytest.mark.parametrize('name', ['ovmfx64', 'no_footer'])
+def test_no_secret_area_with_an_explicit_address_builds(fw, name):
+    result = validate(make(fw[name], policy=0x3, secret_address=0x80_5000,
+                           secrets=[('luks-key', SECRET, 'secrets[0]')]))
     assert result.valid
     assert result.secret_header is not None and len(result.secret_header) == 52
-    assert len(result.warnings) == 1 and 'no SEV secret area' in result.warnings[0]
+    assert not any('secret area' in warning for warning in result.warnings)
+
+
+@pytest.mark.parametrize('address', [0, -1, 1 << 64, True, '4096'])
+def test_secret_address_zero_or_out_of_range_is_refused(fw, address, no_hashing):
+    with pytest.raises(UnsupportedUsage, match='^secret_address must be a guest physical address'):
+        validate(make(fw['ovmfx64'], policy=0x3, secret_address=address,
+                      secrets=[('luks-key', SECRET, 'secrets[0]')]))
+
+
+@pytest.mark.parametrize('policy, allowed, missing', [
+    (0x0, [], 'NODBG and NOKS'), (0x1, [], 'NOKS'), (0x2, [], 'NODBG'), (0x5, [], 'NOKS'),
+    (0x0, ['DBG'], 'NOKS'), (0x0, ['KS'], 'NODBG'), (0x6, ['KS'], 'NODBG'),
+])
+def test_secrets_need_nodbg_and_noks(fw, policy, allowed, missing):
+    """Issue 10: a guest the host can debug (DBG_DECRYPT) or share keys with gets no secret,
+    unless allow_secret_policy names exactly that weakness; checked after the match."""
+    path, data = fw['synthetic']
+    extra = dict(num_cpus=1, vmsa_cpu0=VMSA0) if policy & 0x4 else {}
+    digest = hashlib.sha256(data + (VMSA0 if policy & 0x4 else b'')).digest()
+    with pytest.raises(InsecureUsage, match='^secrets: the guest policy 0x%08x lacks %s' % (policy, missing)) as info:
+        validate(make(fw['synthetic'], policy=policy, digest=digest, allow_secret_policy=allowed,
+                      secrets=[('luks-key', SECRET, 'secrets[0]')], **extra))
+    assert info.value.rc == 3
+    # Without secrets nothing is released, so the same launch validates.
+    assert validate(make(fw['synthetic'], policy=policy, digest=digest, **extra)).valid
+
+
+def test_allow_secret_policy_relaxes_only_what_it_names(fw):
+    path, data = fw['synthetic']
+    result = validate(make(fw['synthetic'], policy=0x0, allow_secret_policy=['DBG', 'KS'],
+                           secrets=[('luks-key', SECRET, 'secrets[0]')]))
+    assert result.valid and result.secret_payload
+    # plain SEV: released with a warning about the unprotected register state
+    assert any('plain SEV' in warning for warning in result.warnings)
+    es = validate(make(fw['synthetic'], policy=0x7, num_cpus=1, vmsa_cpu0=VMSA0,
+                       digest=hashlib.sha256(data + VMSA0).digest(), secrets=[('luks-key', SECRET, 's')]))
+    assert es.valid and not any('plain SEV' in warning for warning in es.warnings)
+    with pytest.raises(UnsupportedUsage, match='allow_secret_policy: unknown'):
+        validate(make(fw['synthetic'], policy=0x3, allow_secret_policy=['NODBG'],
+                      secrets=[('luks-key', SECRET, 's')]))
+
+
+def test_secret_policy_is_checked_only_after_a_match(fw):
+    """A mismatch stays a mismatch (the policy is not authenticated before)."""
+    result = validate(make(fw['synthetic'], policy=0x0, measurement=reported(bytes(32)),
+                           secrets=[('luks-key', SECRET, 's')]))
+    assert result.valid is False and result.rc == 1
 
 
 def test_zero_tek_refused_for_secrets(fw):
-    request = make(fw['synthetic'], tek=bytes(16), secrets=[('luks-key', SECRET, 'secrets[0]')])
-    with pytest.raises(InsecureUsage, match='TEK is all zeros') as info:
+    request = make(fw['synthetic'], tek=bytes(16), secrets=[('luks-key', SECRET, 'secrets[0]')], policy=0x3)
+    with pytest.raises(InsecureUsage, match='TEK or TIK is all zeros') as info:
         validate(request)
     assert not leaks(str(info.value), SECRET, TIK)
     # No secrets: the TEK is not used, nothing to refuse.
-    assert validate(make(fw['synthetic'], tek=bytes(16))).valid
-    # insecure lets it through
-    result = validate(make(fw['synthetic'], tek=bytes(16), insecure=True,
-                           secrets=[('luks-key', SECRET, 'secrets[0]')]))
+    assert validate(make(fw['synthetic'], tek=bytes(16), policy=0x3)).valid
+    # insecure alone does not let it through (issue 10); allow_zero_keys does
+    with pytest.raises(InsecureUsage, match='allow_zero_keys'):
+        validate(make(fw['synthetic'], tek=bytes(16), insecure=True,
+                      secrets=[('luks-key', SECRET, 'secrets[0]')], policy=0x3))
+    result = validate(make(fw['synthetic'], tek=bytes(16), allow_zero_keys=True,
+                           secrets=[('luks-key', SECRET, 'secrets[0]')], policy=0x3))
     assert result.valid and result.secret_payload
 
 
-def test_zero_tik_with_insecure_validates(fw):
+def test_zero_tik_needs_allow_zero_keys_not_insecure(fw):
     path, data = fw['amdsev']
-    request = make(fw['amdsev'], tik=bytes(16), insecure=True,
+    with pytest.raises(InsecureUsage, match='allow_zero_keys'):
+        make(fw['amdsev'], tik=bytes(16), insecure=True,
+             measurement=reported(hashlib.sha256(data).digest(), tik=bytes(16)))
+    request = make(fw['amdsev'], tik=bytes(16), allow_zero_keys=True,
                    measurement=reported(hashlib.sha256(data).digest(), tik=bytes(16)))
     assert validate(request).valid
 
@@ -491,7 +564,7 @@ def test_no_secret_packet_on_a_mismatch(fw):
 
 
 def test_result_dict_holds_no_key_or_plaintext(fw):
-    result = validate(make(fw['synthetic'], secrets=[('luks-key', SECRET, 'secrets[0]')]))
+    result = validate(make(fw['synthetic'], policy=0x3, secrets=[('luks-key', SECRET, 'secrets[0]')]))
     text = json.dumps(result.as_dict())
     assert not leaks(text, SECRET, TIK, TEK, SECRET.strip())
     assert 'Tr0ub4dor' not in text
