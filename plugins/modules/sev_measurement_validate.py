@@ -20,7 +20,9 @@ description:
     named after its flags and its exit codes returned as RV(rc).
   - B(Runs on the controller), whatever host the task targets, through its action plugin. The hypervisor host
     is not trusted and is not contacted; TIK, TEK and plaintext secrets never leave the controller.
-  - Key and secret files may be encrypted with Ansible Vault.
+  - Key and secret files may be encrypted with Ansible Vault; they are decrypted in memory, never to a file.
+  - Every file option takes a path to a regular file. Key and secret options never echo their value in a message
+    (a key pasted where its path belongs stays out of logs).
   - A mismatch, or any refusal, fails the task. The result still says why in RV(reason) and RV(rc).
 author:
   - confidential.sev developers (@confidential-sev)
@@ -75,8 +77,11 @@ options:
     description:
       - Path on the controller to the firmware image the guest boots, exactly as loaded (for split OVMF
         builds the C(OVMF_CODE*.fd) file, never the VARS file).
-      - Required offline. From a domain, the loader path in its XML is used only with O(insecure) and a local
-        connection (a path on a remote host says nothing about this controller's files).
+      - Always required. From a domain, the loader path in its XML is never used, not even with O(insecure): the
+        host would choose which controller file is hashed as the trusted firmware. The same holds for O(kernel) and
+        O(initrd).
+      - Only a regular file is read (a device, FIFO or directory is refused, also through a symlink). The OVMF
+        footer table is parsed from the bytes that were hashed. A malformed footer is a usage error (RV(rc) 2).
     type: path
   kernel:
     description:
@@ -91,10 +96,13 @@ options:
     description:
       - The kernel command line, hashed exactly as given (UTF-8, no normalisation). Requires O(kernel).
       - YAML and Jinja can change whitespace; use O(cmdline_b64) to be byte-exact.
+      - A NUL byte is refused (usage error): QEMU takes the command line as a C string and measures it up to
+        the first NUL (C(strlen + 1) bytes), so nothing after a NUL can reach the guest.
     type: str
   cmdline_b64:
     description:
       - The kernel command line as base64 of its exact bytes. Mutually exclusive with O(cmdline).
+      - A NUL byte in the decoded bytes is refused, as for O(cmdline).
     type: str
   num_cpus:
     description: Number of vCPUs. Required for SEV-ES, ignored (with a warning) for plain SEV.
@@ -160,6 +168,36 @@ options:
         description: Path on the controller to the secret value. May be vault-encrypted.
         type: path
         required: true
+  secret_address:
+    description:
+      - The guest physical address the secrets will be injected at (M(confidential.sev.sev_secret_inject)'s
+        C(address)), for a firmware without a usable SEV secret area.
+      - With O(secrets) and a firmware whose OVMF footer has no usable secret area (entry missing, or base 0 and
+        size 0 as in Debian's and Ubuntu's generic OVMF builds), the validation is refused (RV(reason)
+        V(config), 4) unless this is given, since the secret would otherwise be written at guest physical
+        address 0, where no firmware reads it. C(0) is refused.
+    type: int
+  allow_secret_policy:
+    description:
+      - By default secrets are released only to a guest whose (authenticated) policy has C(NODBG) and C(NOKS):
+        without C(NODBG) the host can read guest memory, the injected secret included, with C(DBG_DECRYPT);
+        without C(NOKS) it can share the guest's memory key with another guest. Otherwise the task fails with
+        RV(reason) V(insecure) (3), after the measurement matched.
+      - V(DBG) accepts a policy without C(NODBG), V(KS) one without C(NOKS); nothing else is relaxed.
+      - Secrets released to a plain SEV guest (no C(ES) bit) come with a warning: its register state is not
+        encrypted.
+      - Without O(secrets) nothing is released and the policy is checked only against O(require_policy).
+    type: list
+    elements: str
+    default: []
+    choices: [DBG, KS]
+  allow_zero_keys:
+    description:
+      - Accept an all-zero TIK (a launch without a session, whose measurement anyone can forge) and an all-zero
+        TEK (a secret packet the host can decrypt). For tests against a platform without a session only.
+      - Not implied by O(insecure).
+    type: bool
+    default: false
   secret_header_file:
     description:
       - Path on the controller to write the packet header to, as base64 text, mode 0600.
@@ -180,15 +218,22 @@ options:
     description:
       - Minimum platform firmware API version, as C(MAJOR.MINOR), for example C(0.24). Older firmware
         versions have known flaws; the launch is refused (RV(reason) V(insecure)) below it.
+      - The reported version is authenticated only by the measurement MAC, i.e. by the TIK. Firmware with a known
+        flaw, or rolled back to one, may let the host extract the TIK and then report any version; this check
+        cannot catch that. Pin the platform's API version before the launch instead, through the PDH in
+        M(confidential.sev.sev_session), whose certificate chain the AMD keys sign.
     type: str
   min_build_id:
-    description: Minimum platform firmware build id; the launch is refused below it.
+    description:
+      - Minimum platform firmware build id; the launch is refused below it.
+      - Authenticated only by the TIK, like O(min_api_version), with the same limits.
     type: int
   insecure:
     description:
-      - Accept an all-zero TIK (a launch without a session, which anyone can forge) and an all-zero TEK.
-      - From a domain, also accept a local connection, a domain that is not paused, NVRAM or unmeasured direct
-        boot, and take firmware, kernel, initrd, cmdline, vCPU count and CPU SKU from what the host reports.
+      - From a domain, accept a local connection, a domain that is not paused, NVRAM or unmeasured direct
+        boot, and take the cmdline, vCPU count and CPU SKU from what the host reports.
+      - It never takes a file path (firmware, kernel, initrd) from the host, and never accepts zero keys (see
+        O(allow_zero_keys)) or a weak policy for secrets (see O(allow_secret_policy)).
     type: bool
     default: false
   allow_local:
@@ -250,7 +295,11 @@ options:
     description:
       - From a domain, do not fail on the configuration problems that
         RV(confidential.sev.sev_launch_info#module:config_problems) lists (no SEV launch security, no
-        C(dhCert) or C(session), not one loader, C(kernelHashes) inconsistent, NVRAM, unmeasured direct boot).
+        C(dhCert) or C(session), not one loader, C(kernelHashes) inconsistent).
+      - The two security-relevant problems, NVRAM and unmeasured direct boot, are still refused; only O(insecure)
+        accepts them. They are read from the host's XML, so they catch mistakes, not a lying host: the guarantee
+        comes from the owner's firmware file (a usable hash table when O(kernel) is given, a secret area or
+        O(secret_address) when O(secrets) are given).
     type: bool
     default: false
 notes:
@@ -277,7 +326,7 @@ EXAMPLES = r"""
     api_minor: 55
     build_id: 21
     policy: 0x7
-    firmware: /usr/share/OVMF/OVMF_CODE.fd
+    firmware: firmware/OVMF.amdsev.fd   # with a secret area (Debian's OVMF_CODE.fd has none)
     num_cpus: 4
     cpu_family: 25
     cpu_model: 1
@@ -285,7 +334,7 @@ EXAMPLES = r"""
     tik: keys/guest1.tik
     tek: keys/guest1.tek
     require_policy: [NODBG, NOKS, ES]
-    min_api_version: "1.51"
+    min_api_version: "1.51"     # authenticated by the TIK only; pin the PDH's API version in sev_session too
     secrets:
       - guid: luks-key
         path: secrets/guest1-luks.key.vault
