@@ -17,12 +17,17 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.confidential.sev.plugins.module_utils import locality
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
-from ansible_collections.confidential.sev.plugins.module_utils.sev.files import write_private_file
+from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError
+from ansible_collections.confidential.sev.plugins.module_utils.sev.outputs import Output, check_outputs, write_outputs
 from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import HAS_CRYPTOGRAPHY
 from ansible_collections.confidential.sev.plugins.module_utils.validate_options import (
     ARGUMENT_SPEC, VALIDATION_RULES, run_validation,
 )
 from ansible_collections.confidential.sev.plugins.plugin_utils.controller_action import ControllerAction
+
+
+# Input files an output must never be.
+INPUT_OPTIONS = ('tik', 'tek', 'tk', 'firmware', 'kernel', 'initrd', 'vmsa_cpu0', 'vmsa_cpu1')
 
 
 class ActionModule(ControllerAction):
@@ -55,6 +60,29 @@ class ActionModule(ControllerAction):
             return None
         return locality.hypervisor_is_local(params.get('uri'), self._client_on_controller(params))
 
+    def _inputs(self, params):
+        """(option, path as found) of every input file, to refuse an output that is one of them."""
+        given = [(option, params.get(option)) for option in INPUT_OPTIONS]
+        given += [('secrets[%d].path' % index, item.get('path'))
+                  for index, item in enumerate(params.get('secrets') or []) if isinstance(item, dict)]
+        given += [('diagnose_firmware[%d]' % index, path)
+                  for index, path in enumerate(params.get('diagnose_firmware') or [])]
+        found = []
+        for option, path in given:
+            if path is None:
+                continue
+            try:
+                found.append((option, self._find(path, option)))
+            except SevError:
+                continue    # reading it reports that
+        return found
+
+    def _secret_outputs(self, params, outcome=None):
+        """The secret header and payload outputs (with their data once validated)."""
+        return [Output(option, self._output_path(params[option]), None if outcome is None else
+                       outcome[key].encode('ascii'))
+                for option, key in (('secret_header_file', 'secret_header'), ('secret_payload_file', 'secret_payload'))]
+
     def _run(self, params):
         if params.get('secrets') and not HAS_CRYPTOGRAPHY:
             return self._failure('unsupported', missing_required_lib('cryptography') + ' (on the controller)')
@@ -62,6 +90,11 @@ class ActionModule(ControllerAction):
             return self._failure('unsupported', missing_required_lib('libvirt-python') + ' (on the controller)')
         if params.get('replay_dir') is not None:
             params['replay_dir'] = self._output_path(params['replay_dir'])
+        inputs = None
+        if params.get('secret_header_file') is not None:
+            # before anything is validated, claimed or written (see sev/outputs.py)
+            inputs = self._inputs(params)
+            check_outputs(self._secret_outputs(params), inputs)
         outcome = run_validation(params, self._read_file, resolve_path=self._streamed_path,
                                  fetch_report=self._fetch_report, controller_hostname=socket.gethostname(),
                                  local=self._locality(params), check_mode=bool(self._task.check_mode))
@@ -73,7 +106,6 @@ class ActionModule(ControllerAction):
         outcome['changed'] = True
         outcome['secret_files'] = {'header': header_file, 'payload': payload_file}
         if not self._task.check_mode:
-            # base64 text without a newline, as virt-qemu-sev-validate writes.
-            write_private_file(self._output_path(header_file), outcome['secret_header'].encode('ascii'))
-            write_private_file(self._output_path(payload_file), outcome['secret_payload'].encode('ascii'))
+            # base64 text without a newline, as virt-qemu-sev-validate writes; both or neither
+            write_outputs(self._secret_outputs(params, outcome), inputs)
         return outcome

@@ -24,9 +24,19 @@ class ActionModule(ControllerAction):
         return self._publish(params)
 
     def _publish(self, params):
-        plan, records, content = reference_values.build(params, resolve_path=self._streamed_path)
+        inputs = []
+
+        def resolve(path, what):
+            found = self._streamed_path(path, what)
+            inputs.append((what, found))
+            return found
+        plan = reference_values.check_params(params, resolve_path=resolve)
         dest = self._output_path(params['dest'])
-        changed, previous = reference_values.publish(dest, content, check_mode=self._task.check_mode)
+        # before hours of hashing, and before the existing file is read (a FIFO would hang)
+        reference_values.check_dest(dest, inputs)
+        records = reference_values.compute_records(plan)
+        content = reference_values.render(plan, records)
+        changed, previous = reference_values.publish(dest, content, check_mode=self._task.check_mode, inputs=inputs)
         outcome = {'changed': changed, 'dest': dest, 'format': plan.output_format, 'records': records}
         if plan.output_format == 'simple-kbs':
             outcome['allowed_digests'] = reference_values.distinct_digests(records)

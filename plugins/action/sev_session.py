@@ -31,4 +31,4 @@ class ActionModule(ControllerAction):
             if params.get(option) is not None:
                 params[option] = self._output_path(params[option])
         return run_session(params, self._read_file, read_output=self._read_real,
-                           check_mode=bool(self._task.check_mode))
+                           check_mode=bool(self._task.check_mode), resolve_input=self._find)

@@ -34,7 +34,8 @@ import stat
 import uuid as uuid_mod
 
 from .sev.errors import InsecureUsage, UnsupportedUsage
-from .sev.files import MAX_SMALL_FILE, write_private_file
+from .sev.files import MAX_SMALL_FILE
+from .sev.outputs import write_output
 
 RECORD_VERSION = 1
 STAGES = ('started', 'validated', 'injected', 'resumed')
@@ -126,13 +127,23 @@ def session_paths(directory):
 # ---- records -----------------------------------------------------------------------------------
 
 def _read_json(path, what):
+    # Never through a symlink, never a FIFO (which would hang) or a device: only a regular file.
     try:
-        with open(path, 'rb') as stream:
-            data = stream.read(MAX_SMALL_FILE + 1)
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0))
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsupportedUsage('%s: %s is a symbolic link, not a regular file' % (what, path))
         raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise UnsupportedUsage('%s: %s is not a regular file' % (what, path))
+    with os.fdopen(handle, 'rb') as stream:
+        try:
+            data = stream.read(MAX_SMALL_FILE + 1)
+        except OSError as exc:
+            raise UnsupportedUsage('%s: cannot read %s: %s' % (what, path, exc.strerror or exc))
     try:
         value = json.loads(data.decode('utf-8'))
     except ValueError:
@@ -144,7 +155,8 @@ def _read_json(path, what):
 
 
 def _write_json(path, value):
-    write_private_file(path, (json.dumps(value, indent=1, sort_keys=True) + '\n').encode('utf-8'))
+    # 0600, atomic, never through a symlink or over a device (sev/outputs.py)
+    write_output(path, (json.dumps(value, indent=1, sort_keys=True) + '\n').encode('utf-8'), option='launch record')
 
 
 def current_record(state_dir, host, domain_uuid):

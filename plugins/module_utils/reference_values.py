@@ -35,10 +35,12 @@ import hashlib
 import itertools
 import json
 import os
+import stat
 
 from .sev import kernel_hashes, policy as policy_mod
 from .sev.errors import FirmwareFormatError, UnsupportedUsage
-from .sev.files import check_not_vault, write_file_atomically  # noqa: F401  pylint: disable=unused-import
+from .sev.files import check_not_vault  # noqa: F401  pylint: disable=unused-import
+from .sev.outputs import PUBLIC_MODE, Output, check_outputs, write_outputs
 from .sev.launch_digest import MeasuredFiles, assemble_launch_digest
 from .sev.ovmf import read_footer
 from .sev.streaming import hash_files
@@ -456,44 +458,51 @@ def render(plan, records):
     return (json.dumps(policy, indent=2) + '\n').encode('utf-8')
 
 
+def check_dest(path, inputs=()):
+    """Refuse a dest that is not absent or a regular file (a device, FIFO, directory or
+    symlink), in a directory others can write, or that is one of the ``inputs``
+    ((option, path) pairs): before the existing file is read or anything written."""
+    check_outputs([Output('dest', path, None, PUBLIC_MODE)], inputs)
+
+
 def read_existing(path):
-    """The current bytes at ``path``, None if there is no file; refuses a directory.
-    A file larger than MAX_COMPARE_SIZE gives b'' (different from any output)."""
+    """The current bytes at ``path``, None if there is no file; only a regular file is read
+    (check_dest first).  A file larger than MAX_COMPARE_SIZE gives b'' (different from any output)."""
+    if not os.path.lexists(path):
+        return None
+    check_dest(path)
     try:
-        with open(path, 'rb') as stream:
-            data = stream.read(MAX_COMPARE_SIZE + 1)
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOFOLLOW', 0))
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise UnsupportedUsage('dest: %s is a directory' % path)
     except OSError as exc:
         raise UnsupportedUsage('dest: cannot read %s: %s' % (path, exc.strerror or exc))
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        raise UnsupportedUsage('dest: %s is not a regular file' % path)
+    with os.fdopen(handle, 'rb') as stream:
+        try:
+            data = stream.read(MAX_COMPARE_SIZE + 1)
+        except OSError as exc:
+            raise UnsupportedUsage('dest: cannot read %s: %s' % (path, exc.strerror or exc))
     return b'' if len(data) > MAX_COMPARE_SIZE else data
 
 
-def write_public_file(path, data, mode=0o644):
-    """Write ``data`` to ``path`` atomically with ``mode`` (reference values are public).
-
-    A temporary file in the same directory is written, synced and renamed over
-    the target, so a reader sees the old file or the new one, never a part.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UnsupportedUsage('dest: directory %s does not exist' % directory)
-    try:
-        write_file_atomically(path, data, mode)
-    except OSError as exc:
-        raise UnsupportedUsage('dest: cannot write in %s: %s' % (directory, exc.strerror or exc))
+def write_public_file(path, data, mode=PUBLIC_MODE, inputs=()):
+    """Write ``data`` to ``path`` atomically with ``mode`` (reference values are public):
+    checked, then a temporary file with its final mode, synced, renamed (sev/outputs.py)."""
+    write_outputs([Output('dest', path, data, mode)], inputs)
 
 
-def publish(path, data, check_mode=False):
+def publish(path, data, check_mode=False, inputs=()):
     """Write ``data`` unless ``path`` already holds exactly it.  Returns (changed, previous
     bytes or None).  In check mode nothing is written."""
+    check_dest(path, inputs)
     previous = read_existing(path)
     if previous == data:
         return False, previous
     if not check_mode:
-        write_public_file(path, data)
+        write_public_file(path, data, inputs=inputs)
     return True, previous
 
 

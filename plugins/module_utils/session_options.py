@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import stat
 import struct
 
 from .sev import amd_roots, chain as chain_mod, policy as policy_mod, session as session_mod
@@ -24,8 +25,9 @@ from .sev.certs import (
     SEV_CERT_SIZE, USAGE, CertificateError, expect_usage, parse_amd_cert, parse_sev_cert,
 )
 from .sev.errors import InsecureUsage, SevError, UnsupportedUsage, failure_result
-from .sev.files import read_small_file, write_private_file
-from .sev.keys import KEY_SIZE
+from .sev.files import read_small_file
+from .sev.keys import KEY_SIZE, SessionKeys
+from .sev.outputs import PRIVATE_MODE, PUBLIC_MODE, Output, check_outputs, write_outputs as write_output_files
 
 KDS_CEK_URL = 'https://kdsintf.amd.com/cek/id/%s'
 CHIP_ID_SIZE = 64
@@ -67,6 +69,7 @@ VALIDATION_RULES = dict(mutually_exclusive=MUTUALLY_EXCLUSIVE, required_together
 KEY_OUTPUTS = ('tek_file', 'tik_file', 'tk_file')
 PUBLIC_OUTPUTS = ('dh_cert_file', 'session_file')
 OUTPUTS = KEY_OUTPUTS + PUBLIC_OUTPUTS
+INPUTS = ('pdh_file', 'cert_chain_file', 'cek_file', 'ark_file', 'ask_file')
 
 RAW_MAGIC = struct.pack('<I', 1)   # an SEV certificate starts with version 1
 SEVCTL_EXPORT_SIZE = 4 * SEV_CERT_SIZE
@@ -283,9 +286,11 @@ def verify_platform(params, read_input):
 
 # ---- outputs ---------------------------------------------------------------------------------
 
-def _existing_session(params, read_output, policy):
-    """(dh_cert, session) base64 from existing files, after checking they belong together and to
-    this policy (the policy MAC under the existing TIK); UnsupportedUsage otherwise."""
+def _existing_session(params, read_output, policy, pdh):
+    """(dh_cert, session) base64 from existing files, after checking they belong together, to
+    this policy (the policy MAC under the existing TIK) and to THIS platform's PDH (the GODH and
+    the whole session derived again from the existing keys and the PDH, see sev/session.py);
+    UnsupportedUsage or InsecureUsage otherwise."""
     advice = ('; force: true makes a new session (a guest launched with the old one can then no longer '
               'be attested)')
 
@@ -315,7 +320,8 @@ def _existing_session(params, read_output, policy):
         if len(raw) != size:
             raise UnsupportedUsage('%s: not base64 of %d bytes%s' % (option, size, advice))
         texts.append(base64.b64encode(raw).decode('ascii'))
-    godh = parse_sev_cert(base64.b64decode(texts[0]), 'dh_cert_file')
+    godh_raw = base64.b64decode(texts[0])
+    godh = parse_sev_cert(godh_raw, 'dh_cert_file')
     if godh.usage != USAGE['PDH']:
         raise UnsupportedUsage('dh_cert_file: not a guest owner DH certificate%s' % advice)
     session = base64.b64decode(texts[1])
@@ -324,46 +330,64 @@ def _existing_session(params, read_output, policy):
         raise UnsupportedUsage('the existing session was not made with the existing TIK for policy 0x%08x '
                                '(made for another policy, or the files come from different sessions)%s'
                                % (policy, advice))
+    godh_ok, session_ok = session_mod.session_matches(pdh, SessionKeys(tek=tek, tik=tik), policy, godh_raw, session)
+    if not godh_ok:
+        raise InsecureUsage('the existing session was not made for this platform\'s PDH with the existing keys '
+                            '(made for another platform, whose PDH changed since (sevctl reset), by another tool, '
+                            'or by a release before sessions were bound to their PDH): LAUNCH_START would refuse '
+                            'it, or a platform other than the verified one could read the keys%s' % advice)
+    if not session_ok:
+        raise InsecureUsage('the existing session does not wrap the existing TEK and TIK for this platform\'s PDH '
+                            '(the session file was changed or comes from another session)%s' % advice)
     return texts[0], texts[1]
 
 
-def _check_directories(params):
-    for option in OUTPUTS:
-        path = params.get(option)
-        if path is None:
+def output_list(params, new_session=None):
+    """The requested outputs as sev/outputs.Output objects (with data for ``new_session``):
+    keys 0600, the public GODH and session 0644."""
+    data = {}
+    if new_session is not None:
+        keys = new_session.keys
+        data = {'tk_file': keys.tek + keys.tik, 'tek_file': keys.tek, 'tik_file': keys.tik,
+                'dh_cert_file': base64.b64encode(new_session.godh),
+                'session_file': base64.b64encode(new_session.session)}
+    return [Output(option, params[option], data.get(option),
+                   PUBLIC_MODE if option in PUBLIC_OUTPUTS else PRIVATE_MODE)
+            for option in OUTPUTS if params.get(option) is not None]
+
+
+def input_list(params, resolve_input=None):
+    """(option, path) of the input files, as found (``resolve_input(path, what)``); an input
+    that cannot be found is left out (reading it reports that)."""
+    found = []
+    for option in INPUTS:
+        if params.get(option) is None:
             continue
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise UnsupportedUsage('%s: the directory %s does not exist' % (option, directory))
-        if os.path.isdir(path):
-            raise UnsupportedUsage('%s: %s is a directory' % (option, path))
+        try:
+            found.append((option, resolve_input(params[option], option) if resolve_input else params[option]))
+        except SevError:
+            continue
+    return found
 
 
-def _write(option, path, data, mode=None):
-    try:
-        write_private_file(path, data)
-        if mode is not None:
-            os.chmod(path, mode)
-    except OSError as exc:
-        raise UnsupportedUsage('%s: cannot write %s: %s' % (option, path, exc.strerror or exc))
-
-
-def write_outputs(params, new_session):
-    """Keys first (0600 from creation), then the public GODH and session (0644)."""
-    keys = new_session.keys
-    if params.get('tk_file') is not None:
-        _write('tk_file', params['tk_file'], keys.tek + keys.tik)
-    if params.get('tek_file') is not None:
-        _write('tek_file', params['tek_file'], keys.tek)
-        _write('tik_file', params['tik_file'], keys.tik)
-    if params.get('dh_cert_file') is not None:
-        _write('dh_cert_file', params['dh_cert_file'], base64.b64encode(new_session.godh), 0o644)
-        _write('session_file', params['session_file'], base64.b64encode(new_session.session), 0o644)
+def write_outputs(params, new_session, inputs=()):
+    """All outputs together: each to a temporary file with its final mode, then all renamed
+    (sev/outputs.py); a failure leaves none of them new."""
+    write_output_files(output_list(params, new_session), inputs)
 
 
 def remove_outputs(params, check_mode):
-    """state=absent: the files that exist (and are removed unless in check mode)."""
+    """state=absent: the files that exist (and are removed unless in check mode).
+    Only regular files are removed: never a device (/dev/null), FIFO, directory or symlink."""
     removed = []
+    for option in OUTPUTS:
+        path = params.get(option)
+        if path is None or not os.path.lexists(path):
+            continue
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsupportedUsage('%s: %s is not a regular file; refused to remove it (nothing removed)'
+                                   % (option, path))
     for option in OUTPUTS:
         path = params.get(option)
         if path is None or not os.path.lexists(path):
@@ -392,24 +416,26 @@ def _warnings(params, policy, pdh):
     return warnings
 
 
-def run_session(params, read_input, read_output=None, check_mode=False):
+def run_session(params, read_input, read_output=None, check_mode=False, resolve_input=None):
     """Options -> result dict.  Never raises a SevError (the caller maps anything else
     to reason 'error').  Output paths are used as given (the caller resolves them).
 
     ``read_input(path, what)`` returns a small input file's bytes; ``read_output``
-    the bytes of an existing output file (both may decrypt Ansible Vault).
+    the bytes of an existing output file (both may decrypt Ansible Vault);
+    ``resolve_input(path, what)`` the path ``read_input`` reads (to refuse an
+    output that is also an input), the path itself by default.
     """
     read_output = read_output or read_small_file
     try:
         if params.get('state', 'present') == 'absent':
             removed = remove_outputs(params, check_mode)
             return {'changed': bool(removed), 'removed': removed, 'reason': 'ok', 'rc': 0}
-        return _present(params, read_input, read_output, check_mode)
+        return _present(params, read_input, read_output, check_mode, resolve_input)
     except SevError as exc:
         return failure(exc.reason, str(exc))
 
 
-def _present(params, read_input, read_output, check_mode):
+def _present(params, read_input, read_output, check_mode, resolve_input):
     if params.get('policy') is None:
         raise UnsupportedUsage('policy is required with state=present')
     policy = policy_mod.GuestPolicy(params['policy'])
@@ -417,7 +443,10 @@ def _present(params, read_input, read_output, check_mode):
         raise UnsupportedUsage('tk_file or tek_file and tik_file are required: the keys are what '
                                'later validates the launch measurement')
     pdh, summary, reported_id = verify_platform(params, read_input)
-    _check_directories(params)
+    # Before any existing output is read or anything written: no FIFO to hang on, no device,
+    # symlink or directory to replace, no path used twice or also as an input.
+    inputs = input_list(params, resolve_input)
+    check_outputs(output_list(params), inputs)
     result = {'changed': True, 'reason': 'ok', 'rc': 0, 'policy': policy.describe(), 'chain': summary,
               'user_supplied_root': summary['user_supplied_root'],
               'cpu0_id': None, 'kds_cek_url': None,
@@ -433,14 +462,14 @@ def _present(params, read_input, read_output, check_mode):
     requested = [params[option] for option in OUTPUTS if params.get(option) is not None]
     if (not params.get('force') and params.get('dh_cert_file') is not None
             and all(os.path.exists(path) for path in requested)):
-        result['dh_cert'], result['session'] = _existing_session(params, read_output, policy.value)
+        result['dh_cert'], result['session'] = _existing_session(params, read_output, policy.value, pdh)
         result['changed'] = False
         return result
     new_session = session_mod.create_session(pdh, policy.value)
     if check_mode:
         # Its keys would be thrown away: a GODH and session nobody can use are not returned.
         return result
-    write_outputs(params, new_session)
+    write_outputs(params, new_session, inputs)
     result['dh_cert'] = base64.b64encode(new_session.godh).decode('ascii')
     result['session'] = base64.b64encode(new_session.session).decode('ascii')
     return result

@@ -35,7 +35,10 @@ description:
   - Idempotent when O(dh_cert_file) and O(session_file) are given. When every requested output file exists and
     O(force) is false, no new session is made; the existing GODH and session are read back and returned, with
     C(changed) false, after checking that the existing session carries a policy MAC for O(policy) under the
-    existing TIK (otherwise the task fails; O(force=true) replaces them). Without O(dh_cert_file) and
+    existing TIK and was made for B(this) platform's PDH with the existing keys (the GODH key is derived from
+    the TEK, TIK and PDH, so the GODH and the whole session are made again and compared). Otherwise the task
+    fails (a session for another PDH with RV(reason) V(insecure)); O(force=true) replaces them. A session
+    made by another tool or an older release of this collection cannot be checked and is refused the same way. Without O(dh_cert_file) and
     O(session_file) the existing GODH and session cannot be returned, so every run makes a new session and
     overwrites the key files (C(changed) true).
   - O(state=absent) removes the key files and the GODH and session files, once the launch has been attested and
@@ -181,8 +184,13 @@ options:
     choices: [absent, present]
 notes:
   - A session is bound to one PDH. The PDH changes when the platform's owner resets it (C(sevctl reset)) or the
-    guest moves to another host; an existing session then fails at LAUNCH_START. That cannot be seen from the
-    files (the GODH's private key is not kept), so use O(force=true) after such a change.
+    guest moves to another host; reusing an existing session is then refused (see the description), and
+    O(force=true) makes a new one.
+  - "Output files: each must be absent or a regular file (a symlink, directory, device node or FIFO is refused,
+    nothing written), no path may be used for two outputs or also be an input file, and the directory must not be
+    writable by others (for key files, not by its group either) unless it has the sticky bit, like C(/tmp).
+    All outputs are written to temporary files with their final mode, then renamed together: a failure leaves
+    none of them new."
   - Relative input paths are searched like other file options (a role's C(files/), then the playbook directory);
     output paths are relative to the playbook directory. Existing key files may be encrypted with Ansible Vault.
   - The platform's reported C(max_es_guests) and the PDH's API version are compared with O(policy) for warnings

@@ -199,7 +199,7 @@ def test_usage_errors(files, change, match):
 
 def test_input_file_errors(files):
     assert_failed(run(**rome_args(files, pdh=None, pdh_file=str(files / 'missing'))), 'unsupported', 2,
-                  'pdh_file: cannot read')
+                  'pdh_file: cannot ')
     (files / 'short').write_bytes(b'\x01\0\0\0' + bytes(100))
     assert_failed(run(**rome_args(files, pdh=None, pdh_file=str(files / 'short'))), 'unsupported', 2,
                   'pdh_file: 104 bytes, expected 2084 raw bytes or base64 text of them')
