@@ -11,7 +11,9 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.connection import failure_result
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.launch_report import (
     from_host_report, from_node_report)
-from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError
+from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import (
+    SevError, UnsupportedUsage, failure_result as errors_failure_result,
+)
 
 
 class ActionModule(ActionBase):
@@ -21,8 +23,9 @@ class ActionModule(ActionBase):
         del tmp
         module_result = self._execute_module(module_name='confidential.sev.sev_launch_info',
                                              module_args=self._task.args, task_vars=task_vars)
-        if module_result.get('failed') or module_result.get('skipped'):
-            result.update(module_result)
+        if (not isinstance(module_result, dict) or module_result.get('failed') or module_result.get('skipped')
+                or 'report' not in module_result):
+            result.update(host_failure(module_result))
             return result
         # the task's own arguments, not the host, decide which report to expect
         node_only = self._task.args.get('domain') is None
@@ -32,6 +35,46 @@ class ActionModule(ActionBase):
             result.update(failure_result(exc))
             result['msg'] = 'the host returned data that does not check out: %s' % exc
             return result
+        except (ValueError, TypeError, OverflowError) as exc:
+            # a check that missed a case: still the host's data, and never a traceback
+            result.update(failure_result(UnsupportedUsage(type(exc).__name__)))
+            result['msg'] = 'the host returned data that does not check out: %s' % type(exc).__name__
+            return result
         result.update(info)
         result['changed'] = False
         return result
+
+
+# Failure classes a host-side failure may fall into; what the host claims beyond
+# this (rc, ok, mismatch, valid...) never reaches the controller's result.
+HOST_FAILURE_REASONS = ('unsupported', 'state', 'error')
+HOST_ERROR_KINDS = ('unreachable', 'unknown_domain', 'wrong_state', 'sev_unsupported', 'libvirt')
+MAX_HOST_MESSAGE = 2000
+
+
+def host_failure(module_result):
+    """The controller's own failed result for a host-side failure (or a host that
+    returned something else than a report): failed, changed false, and reason and
+    rc set here, from the host's claimed reason only when it is one of the failure
+    classes a host-side module can have (else 'error'); the host's message kept,
+    bounded, as what the host said."""
+    claimed = module_result.get('reason') if isinstance(module_result, dict) else None
+    reason = claimed if isinstance(claimed, str) and claimed in HOST_FAILURE_REASONS else 'error'
+    message = module_result.get('msg') if isinstance(module_result, dict) else None
+    if isinstance(module_result, dict) and module_result.get('skipped') and not module_result.get('failed'):
+        message = 'the module was skipped on the host (%s)' % (module_result.get('skip_reason') or 'no reason given')
+    elif not isinstance(module_result, dict) or (not module_result.get('failed') and 'report' not in module_result):
+        message = 'the module returned no report'
+    if not isinstance(message, str):
+        message = 'no message'
+    if len(message) > MAX_HOST_MESSAGE:
+        message = message[:MAX_HOST_MESSAGE] + '... (%d characters cut)' % (len(message) - MAX_HOST_MESSAGE)
+    result = errors_failure_result(reason, 'sev_launch_info failed on the host: %s' % message)
+    kind = module_result.get('error_kind') if isinstance(module_result, dict) else None
+    if isinstance(kind, str) and kind in HOST_ERROR_KINDS:
+        result['error_kind'] = kind
+    for key, types in (('libvirt_code', int), ('libvirt_call', str)):
+        value = module_result.get(key) if isinstance(module_result, dict) else None
+        if isinstance(value, types) and not isinstance(value, bool) and len(str(value)) <= 100:
+            result[key] = value
+    return result

@@ -55,15 +55,37 @@ def _text(nodes):
     return nodes[0].text if nodes else None
 
 
-def _int(value, what, base=0, limit=None):
+# Host-reported integers: no field here needs more than 32 bits, so more than
+# this many characters is garbage (and Python refuses to print ints of over
+# 4,300 digits: a 5,000-digit <policy> must be refused before any message
+# formats it).
+MAX_INT_TEXT = 32
+# C-bit position, CPUID 0x8000001F EBX[5:0] (AMD APM vol. 3): a 6-bit field,
+# and a physical address bit above 4 GiB (47 on Naples to Milan, 51 on Genoa).
+CBITPOS_RANGE = (32, 63)
+# Reduced physical address bits, CPUID 0x8000001F EBX[11:6]: 6 bits; QEMU
+# refuses 0 for a guest (sev-guest reduced-phys-bits must be at least 1).
+REDUCED_PHYS_BITS_RANGE = (1, 63)
+# vCPUs: QEMU's largest machine maximum (q35, 4096 since QEMU 8.2; 288 in 7.2);
+# the same bound as the validation engine's num_cpus.
+MAX_VCPUS = 4096
+
+
+def _int(value, what, base=0, limit=None, low=0):
+    """An integer the host reported as text, within low..limit; errors name ``what``
+    and never print a huge value."""
     if value is None:
         return None
+    text = str(value).strip()
+    if len(text) > MAX_INT_TEXT:
+        raise UnsupportedUsage('%s is not an integer of at most %d characters (%d given)'
+                               % (what, MAX_INT_TEXT, len(text)))
     try:
-        number = int(str(value).strip(), base)
+        number = int(text, base)
     except ValueError:
-        raise UnsupportedUsage('%s is not an integer: %r' % (what, value))
-    if limit is not None and not 0 <= number <= limit:
-        raise UnsupportedUsage('%s = %d is outside 0..%d' % (what, number, limit))
+        raise UnsupportedUsage('%s is not an integer: %r' % (what, text))
+    if limit is not None and not low <= number <= limit:
+        raise UnsupportedUsage('%s = %d is outside %d..%d' % (what, number, low, limit))
     return number
 
 
@@ -87,8 +109,10 @@ def launch_config(domain_xml):
         'policy': _int(_text(sev[0].xpath('policy')), 'launchSecurity policy', 16, 0xffffffff) if sev else None,
         'kernel_hashes': (sev[0].get('kernelHashes') == 'yes') if sev else False,
         'kernel_hashes_attribute': sev[0].get('kernelHashes') if sev else None,
-        'cbitpos': _int(_text(sev[0].xpath('cbitpos')), 'cbitpos') if sev else None,
-        'reduced_phys_bits': _int(_text(sev[0].xpath('reducedPhysBits')), 'reducedPhysBits') if sev else None,
+        'cbitpos': _int(_text(sev[0].xpath('cbitpos')), 'cbitpos', limit=CBITPOS_RANGE[1],
+                        low=CBITPOS_RANGE[0]) if sev else None,
+        'reduced_phys_bits': _int(_text(sev[0].xpath('reducedPhysBits')), 'reducedPhysBits',
+                                  limit=REDUCED_PHYS_BITS_RANGE[1], low=REDUCED_PHYS_BITS_RANGE[0]) if sev else None,
         'dh_cert_count': len(sev[0].xpath('dhCert')) if sev else 0,
         'session_count': len(sev[0].xpath('session')) if sev else 0,
         'loader_count': len(loaders),
@@ -101,8 +125,8 @@ def launch_config(domain_xml):
         'initrd': _text(doc.xpath('/domain/os/initrd')),
         'cmdline': _text(doc.xpath('/domain/os/cmdline')),
         'direct_boot_count': len(doc.xpath('/domain/os/kernel | /domain/os/initrd | /domain/os/cmdline')),
-        'vcpus_max': _int(_text(vcpu), 'vcpu count'),
-        'vcpus_current': _int(vcpu[0].get('current'), 'vcpu current') if vcpu else None,
+        'vcpus_max': _int(_text(vcpu), 'vcpu count', limit=MAX_VCPUS, low=1),
+        'vcpus_current': _int(vcpu[0].get('current'), 'vcpu current', limit=MAX_VCPUS, low=1) if vcpu else None,
         'cpu_mode': doc.xpath('/domain/cpu')[0].get('mode') if doc.xpath('/domain/cpu') else None,
         'cpu_model': _text(doc.xpath('/domain/cpu/model')),
         'emulator': _text(doc.xpath('/domain/devices/emulator')),

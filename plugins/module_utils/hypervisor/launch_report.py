@@ -14,7 +14,13 @@ import uuid
 
 from ..sev.errors import UnsupportedUsage
 from . import domain_config
-from .connection import PRELAUNCH, RUN_STATES
+from .connection import PRELAUNCH, RUN_STATES, STATE_NAMES
+from .domain_config import CBITPOS_RANGE, MAX_VCPUS
+
+# virDomainState: 0 (nostate) to 7 (pmsuspended).
+MAX_STATE = max(STATE_NAMES)
+# base64 of a PDH (2084 bytes) and a chain (6252 bytes) with room for line breaks.
+MAX_NODE_TEXT = 16384
 
 # libvirt domain IDs are C ints; -1 means inactive.
 MAX_DOMAIN_ID = (1 << 31) - 1
@@ -34,10 +40,12 @@ def _field(data, key, types, where, required=True):
     return value
 
 
-def _ranged(data, key, where, limit, required=True):
+def _ranged(data, key, where, limit, required=True, low=0):
     value = _field(data, key, (int,), where, required)
-    if value is not None and not 0 <= value <= limit:
-        raise UnsupportedUsage('%s: %s = %d is outside 0..%d' % (where, key, value, limit))
+    if value is not None and not low <= value <= limit:
+        # never print a huge value (Python refuses ints of over 4,300 digits)
+        shown = str(value) if value.bit_length() <= 256 else 'an integer of %d bits' % value.bit_length()
+        raise UnsupportedUsage('%s: %s = %s is outside %d..%d' % (where, key, shown, low, limit))
     return value
 
 
@@ -65,8 +73,17 @@ def node_sev(raw, where='node SEV info'):
     if not isinstance(raw, dict):
         raise UnsupportedUsage('%s is not a mapping' % where)
     text = dict((key, _field(raw, key, (str,), where, required=False)) for key in ('pdh', 'cert-chain', 'cpu0-id'))
-    numbers = dict((key.replace('-', '_'), _ranged(raw, key, where, 0xffffffff, required=False))
-                   for key in ('cbitpos', 'reduced-phys-bits', 'max-guests', 'max-es-guests'))
+    for key in ('pdh', 'cert-chain', 'cpu0-id'):
+        if text[key] is not None and len(text[key]) > MAX_NODE_TEXT:
+            raise UnsupportedUsage('%s: %s is %d characters, more than the %d accepted'
+                                   % (where, key, len(text[key]), MAX_NODE_TEXT))
+    numbers = {
+        'cbitpos': _ranged(raw, 'cbitpos', where, CBITPOS_RANGE[1], required=False, low=CBITPOS_RANGE[0]),
+        # the host CPU's 6-bit CPUID field (0 allowed here: a guest needs at least 1, checked in its XML)
+        'reduced_phys_bits': _ranged(raw, 'reduced-phys-bits', where, 63, required=False),
+        'max_guests': _ranged(raw, 'max-guests', where, 0xffffffff, required=False),
+        'max_es_guests': _ranged(raw, 'max-es-guests', where, 0xffffffff, required=False),
+    }
     numbers.update(pdh=text['pdh'], cert_chain=text['cert-chain'], cpu0_id=text['cpu0-id'])
     return numbers
 
@@ -89,7 +106,8 @@ def domain_id(value, active, where):
     if isinstance(value, bool) or not isinstance(value, int):
         raise UnsupportedUsage('%s: id has type %s, expected int' % (where, type(value).__name__))
     if not -1 <= value <= MAX_DOMAIN_ID:
-        raise UnsupportedUsage('%s: id = %d is outside -1..%d' % (where, value, MAX_DOMAIN_ID))
+        shown = str(value) if value.bit_length() <= 256 else 'an integer of %d bits' % value.bit_length()
+        raise UnsupportedUsage('%s: id = %s is outside -1..%d' % (where, shown, MAX_DOMAIN_ID))
     if (value == -1) == active:
         raise UnsupportedUsage('%s: id = %d for an %s domain' % (where, value, 'active' if active else 'inactive'))
     return value
@@ -146,12 +164,12 @@ def from_host_report(raw):
                    'uuid': canonical_uuid(domain['uuid'], 'domain'),
                    'id': domain_id(domain['id'], active, 'domain')},
         'state': _field(state, 'state_name', (str,), 'state'),
-        'state_code': _ranged(state, 'state', 'state', 0xff),
+        'state_code': _ranged(state, 'state', 'state', MAX_STATE),
         'state_reason': _field(state, 'reason_name', (str,), 'state'),
         'state_reason_code': _ranged(state, 'reason', 'state', 0xffff),
         'active': active,
         'run_state': run_state(state, active, 'state'),
-        'vcpus': _ranged(state, 'vcpus', 'state', 0xffff),
+        'vcpus': _ranged(state, 'vcpus', 'state', MAX_VCPUS, low=1),
         'launch_security': launch,
         'config': config,
         'host_cpu_signature': None,
@@ -180,7 +198,7 @@ def check_launch_info(info):
         'hostname': _field(info, 'hostname', (str,), where),
         'active': _field(info, 'active', (bool,), where),
         'state': _field(info, 'state', (str,), where),
-        'vcpus': _ranged(info, 'vcpus', where, 0xffff),
+        'vcpus': _ranged(info, 'vcpus', where, MAX_VCPUS, low=1),
         'domain_xml': _field(info, 'domain_xml', (str,), where),
         'launch_security': None,
         'host_cpu_signature': None,

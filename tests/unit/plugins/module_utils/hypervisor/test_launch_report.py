@@ -23,6 +23,14 @@ CHECKED_SEV = {'measurement': RAW_SEV['sev-measurement'], 'api_major': 0, 'api_m
                'policy': 0x33}
 
 
+def short_id(value):
+    """A test id that never prints a huge integer (Python refuses ints of over 4,300 digits)."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        return 'int%dbits' % value.bit_length()
+    return None
+
+
+
 # ---- launch_security ----------------------------------------------------------------
 
 @pytest.mark.parametrize('raw', [None, {}])
@@ -125,10 +133,15 @@ def test_node_sev_fields_are_optional():
     ('cpu0-id', ['x'], 'cpu0-id has type list, expected str'),
     ('cbitpos', '51', 'cbitpos has type str, expected int'),
     ('cbitpos', True, 'cbitpos has type bool, expected int'),
-    ('reduced-phys-bits', -1, 'reduced-phys-bits = -1 is outside 0..4294967295'),
+    ('reduced-phys-bits', -1, 'reduced-phys-bits = -1 is outside 0..63'),
+    ('reduced-phys-bits', 64, 'reduced-phys-bits = 64 is outside 0..63'),
+    ('cbitpos', 31, 'cbitpos = 31 is outside 32..63'),
+    ('cbitpos', 64, 'cbitpos = 64 is outside 32..63'),
+    ('cbitpos', 10 ** 5000, 'cbitpos = an integer of 16610 bits is outside 32..63'),
+    ('pdh', 'A' * 20000, 'pdh is 20000 characters, more than the 16384 accepted'),
     ('max-guests', 1 << 32, 'max-guests = 4294967296 is outside 0..4294967295'),
     ('max-es-guests', 1.0, 'max-es-guests has type float, expected int'),
-])
+], ids=short_id)
 def test_node_sev_bad_values_name_the_field(key, value, expected):
     raw = dict(lx.NODE_SEV)
     raw[key] = value
@@ -264,12 +277,14 @@ def test_bool_is_not_an_int_and_int_is_not_a_bool():
 
 
 @pytest.mark.parametrize('path, value, expected', [
-    (('state', 'vcpus'), 1 << 16, 'state: vcpus = 65536 is outside 0..65535'),
-    (('state', 'vcpus'), -1, 'state: vcpus = -1 is outside 0..65535'),
-    (('state', 'state'), 256, 'state: state = 256 is outside 0..255'),
+    (('state', 'vcpus'), 4097, 'state: vcpus = 4097 is outside 1..4096'),
+    (('state', 'vcpus'), 0, 'state: vcpus = 0 is outside 1..4096'),
+    (('state', 'vcpus'), -1, 'state: vcpus = -1 is outside 1..4096'),
+    (('state', 'state'), 8, 'state: state = 8 is outside 0..7'),
     (('state', 'reason'), -3, 'state: reason = -3 is outside 0..65535'),
     (('launch_security', 'sev-api-minor'), 300, 'launch security info: sev-api-minor = 300 is outside 0..255'),
-    (('node_sev', 'cbitpos'), -51, 'node SEV info: cbitpos = -51 is outside 0..4294967295'),
+    (('node_sev', 'cbitpos'), -51, 'node SEV info: cbitpos = -51 is outside 32..63'),
+    (('node_sev', 'cbitpos'), 1 << 32, 'node SEV info: cbitpos = 4294967296 is outside 32..63'),
 ])
 def test_out_of_range(path, value, expected):
     with pytest.raises(UnsupportedUsage) as info:
@@ -415,7 +430,7 @@ def tampered(path, value=None, delete=False):
     (('active',), 1, 'launch_info: active has type int, expected bool'),
     (('state',), ['paused'], 'launch_info: state has type list, expected str'),
     (('vcpus',), True, 'launch_info: vcpus has type bool, expected int'),
-    (('vcpus',), 70000, 'launch_info: vcpus = 70000 is outside 0..65535'),
+    (('vcpus',), 70000, 'launch_info: vcpus = 70000 is outside 1..4096'),
     (('vcpus',), '4', 'launch_info: vcpus has type str, expected int'),
     (('domain_xml',), 7, 'launch_info: domain_xml has type int, expected str'),
     (('domain_xml',), '<domain', 'the domain XML is not well-formed XML'),
