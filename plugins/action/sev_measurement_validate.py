@@ -43,7 +43,7 @@ class ActionModule(ControllerAction):
         try:
             return connection.gather_launch_report(conn, connection.lookup_domain(conn, domain))
         finally:
-            conn.close()
+            connection.close_connection(conn)
 
     def _client_on_controller(self, params):
         """Where the libvirt client that produced the report ran: here when this

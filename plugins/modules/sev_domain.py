@@ -295,7 +295,7 @@ def prepare_launch_security(conn, dom, before, wanted, subject, check_mode, prog
 def apply(conn, dom, params, check_mode):
     """Run the wanted change; the module result (without 'changed' for failures)."""
     wanted, expect_id = params['state'], params['expect_id']
-    subject = "domain '%s'" % dom.name()
+    subject = "domain '%s'" % connection.domain_name(dom)
     before = connection.describe(dom, subject)
     known = dict(connection.identity(before), **_previous(before))
     extra = {}
@@ -372,7 +372,7 @@ def main():
             dom = connection.lookup_domain(conn, module.params['domain'])
             result = apply(conn, dom, module.params, module.check_mode)
         finally:
-            conn.close()
+            connection.close_connection(conn)
     except Failed as exc:
         result = connection.failure_result(exc.error)
         result.update(exc.known)

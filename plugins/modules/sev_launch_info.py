@@ -215,7 +215,7 @@ def main():
                 dom = connection.lookup_domain(conn, domain)
                 report = connection.gather_launch_report(conn, dom, node_sev=module.params['node_sev_info'])
         finally:
-            conn.close()
+            connection.close_connection(conn)
     except SevError as exc:
         module.fail_json(**connection.failure_result(exc))
     # Raw data only: the action plugin parses and checks it on the controller.

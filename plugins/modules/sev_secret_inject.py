@@ -184,7 +184,7 @@ def main():
         conn = connection.open_connection(params['uri'])
         try:
             dom = connection.lookup_domain(conn, params['domain'])
-            subject = "domain '%s'" % dom.name()
+            subject = "domain '%s'" % connection.domain_name(dom)
             before = connection.describe(dom, subject)
             known = connection.identity(before)
             check_target(before, subject, params['expect_id'])
@@ -201,7 +201,7 @@ def main():
                 connection.call(subject, 'virDomainResume', dom.resume)
             after = connection.identity(connection.describe(dom, subject))
         finally:
-            conn.close()
+            connection.close_connection(conn)
     except SevError as exc:
         result = connection.failure_result(exc)
         result.update(known)

@@ -132,11 +132,40 @@ def require_libvirt():
 
 
 def call(subject, name, function, *args):
-    """Run one libvirt call; its error names ``subject`` and the call."""
+    """Run one libvirt call; its error names ``subject`` and the call.
+
+    Every libvirt call goes through here (even those that read a field of the
+    local object, like virDomainGetName): a domain that vanishes mid-task, or
+    a connection that drops, is a LibvirtFailure naming the call, never a
+    traceback.
+    """
     try:
         return function(*args)
     except libvirt.libvirtError as exc:
         raise failure_from(exc, name, subject)
+
+
+def domain_name(dom):
+    """The domain's name (virDomainGetName), for messages."""
+    return call('domain', 'virDomainGetName', dom.name)
+
+
+def close_connection(conn):
+    """virConnectClose; a failure to close is not the task's failure (the work is done
+    or has failed already), so it is ignored rather than masking the result."""
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass
+
+
+def _sequence(value, length, subject, call_name):
+    """libvirt's list/tuple answer of at least ``length`` ints, else a LibvirtFailure."""
+    if (not isinstance(value, (list, tuple)) or len(value) < length
+            or not all(isinstance(item, int) and not isinstance(item, bool) for item in value[:length])):
+        raise LibvirtFailure('%s: %s returned %.100r, not %d integers' % (subject, call_name, value, length),
+                             call=call_name)
+    return value
 
 
 def open_connection(uri=None, read_only=False):
@@ -176,8 +205,8 @@ def lookup_domain(conn, ident):
 
 def domain_state(dom, subject):
     """{state, state_name, reason, reason_name, active, vcpus} of a domain."""
-    state, reason = call(subject, 'virDomainGetState', dom.state)
-    info = call(subject, 'virDomainGetInfo', dom.info)
+    state, reason = _sequence(call(subject, 'virDomainGetState', dom.state), 2, subject, 'virDomainGetState')[:2]
+    info = _sequence(call(subject, 'virDomainGetInfo', dom.info), 4, subject, 'virDomainGetInfo')
     names = {PAUSED: PAUSED_REASONS, 1: RUNNING_REASONS, SHUTOFF: SHUTOFF_REASONS}.get(state, {})
     reason_name = names.get(reason, str(reason))
     return {'state': state, 'state_name': STATE_NAMES.get(state, str(state)), 'reason': reason,
@@ -220,8 +249,15 @@ def describe(dom, subject):
     current = run_state(dom, subject) if state['active'] else None
     if state['active'] and current is None:  # it stopped meanwhile
         state = domain_state(dom, subject)
-    return {'uuid': dom.UUIDString(), 'name': dom.name(), 'id': dom.ID(), 'state': state['state_name'],
-            'state_reason': state['reason_name'], 'run_state': current, 'active': state['active']}
+    return dict(identify(dom, subject), state=state['state_name'], state_reason=state['reason_name'],
+                run_state=current, active=state['active'])
+
+
+def identify(dom, subject):
+    """{'uuid', 'name', 'id'} of a domain, each read through call()."""
+    return {'uuid': call(subject, 'virDomainGetUUIDString', dom.UUIDString),
+            'name': call(subject, 'virDomainGetName', dom.name),
+            'id': call(subject, 'virDomainGetID', dom.ID)}
 
 
 def identity(described):
@@ -242,11 +278,11 @@ def gather_launch_report(conn, dom, node_sev=False):
     Nothing is interpreted here: the host is not trusted, so the controller
     type-checks and parses all of it.
     """
-    subject = "domain '%s'" % dom.name()
+    subject = "domain '%s'" % domain_name(dom)
     state = domain_state(dom, subject)
     report = {
         'hostname': call('libvirt connection', 'virConnectGetHostname', conn.getHostname),
-        'domain': {'name': dom.name(), 'uuid': dom.UUIDString(), 'id': dom.ID()},
+        'domain': identify(dom, subject),
         'state': state,
         'domain_xml': call(subject, 'virDomainGetXMLDesc', dom.XMLDesc, 0),
         'capabilities_xml': call('libvirt connection', 'virConnectGetCapabilities', conn.getCapabilities),
@@ -256,7 +292,7 @@ def gather_launch_report(conn, dom, node_sev=False):
     state['run_state'] = run_state(dom, subject) if state['active'] else None
     if state['active'] and state['run_state'] is None:  # it stopped meanwhile
         report['state'] = state = domain_state(dom, subject)
-        report['domain']['id'] = dom.ID()
+        report['domain']['id'] = call(subject, 'virDomainGetID', dom.ID)
         state['run_state'] = None
     if report['state']['active']:
         report['launch_security'] = call(subject, 'virDomainGetLaunchSecurityInfo',
