@@ -159,6 +159,7 @@ class FileCapture:
         self.max_bytes = max_bytes_per_file
         self.skip = skip or (lambda path: False)
         self.captured = {}
+        self.modes = {}               # path -> its mode when last written
         self.truncated = []           # files larger than max_bytes (only their head was read)
         self.overflowed = False
         self.events = 0
@@ -204,6 +205,7 @@ class FileCapture:
         version = ((info.st_dev, info.st_ino), data)
         if version not in seen:
             seen.append(version)
+        self.modes[path] = stat.S_IMODE(info.st_mode)
 
     def _drain(self):
         while True:
