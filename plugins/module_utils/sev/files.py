@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 
 from .errors import UnsupportedUsage
+from .outputs import PRIVATE_MODE, write_output
 
 # Key, VMSA and secret files are small; anything bigger is the wrong file.
 MAX_SMALL_FILE = 1 << 20
@@ -91,26 +91,14 @@ def read_small_file(path, what, limit=MAX_SMALL_FILE, secret=False):
     return data
 
 
-def write_private_file(path, data):
-    """Write ``data`` to ``path`` atomically, mode 0600 from creation."""
-    write_file_atomically(path, data, 0o600)
+def write_private_file(path, data, option='output'):
+    """Write ``data`` to ``path`` atomically, mode 0600 from creation, after the
+    checks of sev/outputs.py (only ever a new or a regular file; no directory
+    others can write)."""
+    write_output(path, data, PRIVATE_MODE, option)
 
 
-def write_file_atomically(path, data, mode):
-    """Write ``data`` to ``path`` through a temporary file in the same
-    directory (mkstemp creates it 0600, then it gets ``mode``) renamed over the
-    target: no reader ever sees a partial file, or a private one readable."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temp_path = tempfile.mkstemp(prefix='.sev-', dir=directory)
-    try:
-        if mode != 0o600:
-            os.fchmod(handle, mode)
-        with os.fdopen(handle, 'wb') as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
+def write_file_atomically(path, data, mode, option='output'):
+    """Write ``data`` to ``path`` atomically with ``mode`` (set on the temporary
+    file before the rename), after the checks of sev/outputs.py."""
+    write_output(path, data, mode, option)

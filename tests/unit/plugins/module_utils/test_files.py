@@ -111,6 +111,6 @@ def test_failed_write_leaves_no_temporary_file_and_keeps_the_target(tmp_path):
     assert os.listdir(tmp_path) == ['header.b64']
 
 
-def test_write_into_a_missing_directory_raises_os_error(tmp_path):
-    with pytest.raises(OSError):
+def test_write_into_a_missing_directory_is_a_usage_error(tmp_path):
+    with pytest.raises(UnsupportedUsage, match='^output: the directory .* does not exist'):
         files.write_private_file(str(tmp_path / 'nope' / 'header.b64'), b'x')
