@@ -16,7 +16,7 @@ def citations():
     with open(DOC, encoding='utf-8') as f:
         text = f.read()
     last, found = None, []
-    for item in re.findall(r'`([^`\s]+::[^`\s]*)`', text):
+    for item in re.findall(r'`([^`\s]*::[^`\s]+)`', text):
         if item == 'path::test':
             continue   # the notation, explained in the introduction
         if item.startswith('::'):
