@@ -234,18 +234,27 @@ class FileCapture:
                 self._drain()
 
     def scan(self, needle_map, allowed=()):
-        """(hits, files captured) over every captured version of every file."""
-        allowed_inodes = set()
+        """(hits, files captured) over every captured version of every file.
+
+        A version is allowed when it is a version of an ``allowed`` path, or the
+        same inode with the same bytes (that output before its rename into place).
+        """
+        allowed_versions = set()
         for path in allowed:
-            info = os.stat(path)
-            allowed_inodes.add((info.st_dev, info.st_ino))
+            allowed_versions.update(self.captured.get(path, ()))
+            try:
+                info = os.stat(path)
+                with open(path, 'rb') as f:
+                    allowed_versions.add(((info.st_dev, info.st_ino), f.read(self.max_bytes)))
+            except FileNotFoundError:
+                pass  # removed since (the demo removes its files): its captured versions stand for it
         allowed = {os.path.realpath(p) for p in allowed}
         hits = []
         for path, versions in self.captured.items():
             if os.path.realpath(path) in allowed:
                 continue
-            for n, (inode, data) in enumerate(versions):
-                if inode in allowed_inodes:
+            for n, version in enumerate(versions):
+                if version in allowed_versions:
                     continue    # an intended output before its rename into place
-                hits += scan_bytes(data, needle_map, '%s (captured version %d)' % (path, n))
+                hits += scan_bytes(version[1], needle_map, '%s (captured version %d)' % (path, n))
         return hits, len(self.captured)
