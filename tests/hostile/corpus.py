@@ -76,7 +76,7 @@ class Env:
     def __init__(self, root):
         self.root = pathlib.Path(root)
         for sub in ('files', 'keys', 'out', 'lab'):
-            (self.root / sub).mkdir(exist_ok=True)
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.write('files/OVMF.fd', FIRMWARE)
         self.write('kernel', KERNEL)
         self.write('initrd', INITRD)

@@ -86,7 +86,11 @@ def secret_forms(value):
     return forms
 
 
-def problems(case, outcome, peak_limit):
+# What ansible-core 2.19 itself adds to a failed task's registered result (no traceback in it).
+ANSIBLE_PLACEHOLDER = '(traceback unavailable)'
+
+
+def problems(case, outcome, peak_limit, through_ansible=False):
     """Everything wrong with one outcome, as text (empty when the case passes)."""
     found = []
     if outcome.error is not None:
@@ -103,7 +107,10 @@ def problems(case, outcome, peak_limit):
         found.append('reason %r does not go with rc %r' % (reason, rc))
     if bool(result.get('failed')) != (rc != 0):
         found.append('failed=%r with rc %r' % (result.get('failed'), rc))
-    if 'exception' in result or 'Traceback' in msg or 'unexpected error' in msg:
+    exception = result.get('exception')
+    if through_ansible and exception == ANSIBLE_PLACEHOLDER:
+        exception = None
+    if exception is not None or 'Traceback' in msg or 'unexpected error' in msg:
         found.append('traceback/unexpected error: %s' % msg[:300])
     if rc in (2, 3, 4) and case.expect in (corpus.REFUSAL, corpus.HARMLESS) and case.words:
         if not any(word.lower() in msg.lower() for word in case.words):
