@@ -172,7 +172,7 @@ def target_certs(data):
     names = ('pdh.cert', 'cert_chain.bin', 'cek.cert', 'lab_ark.cert', 'lab_ask.cert')
     name = names[src.int() % len(names)]
     target = bytearray(parts[name])
-    for _ in range(src.int() % 8):
+    for dummy in range(src.int() % 8):
         target[src.int(2) % len(target)] ^= src.int() or 1
     if src.int() % 4 == 0:
         target = target[:src.int(2) % (len(target) + 1)]
@@ -352,7 +352,7 @@ def target_args(data):
     }
     names = sorted(hostile)
     HOSTILE_NAMES[:] = names
-    for _ in range(1 + src.int() % 5):
+    for dummy in range(1 + src.int() % 5):
         name = names[src.int() % len(names)]
         value = hostile[name]()
         if value is None:

@@ -99,9 +99,8 @@ def test_every_single_hostile_option_alone():
 
 @SETTINGS
 @seed(20261130)
-@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 255), st.binary(max_size=8)), min_size=1, max_size=5))
-def test_validate_arguments_combined(mutations):
-    """Several options replaced at once (structured: option index, value index, spare bytes)."""
-    data = bytes([len(mutations) - 1]) + b''.join(bytes([option, value]) + extra[:0] for option, value, extra
-                                                   in mutations)
-    targets.target_args(data)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 255)), min_size=1, max_size=5), st.binary(max_size=80))
+def test_validate_arguments_combined(mutations, small_files):
+    """Several options replaced at once (structured: option index, value index), then the small files' bytes."""
+    chosen = b''.join(bytes([option, value]) for option, value in mutations)
+    targets.target_args(bytes([len(mutations) - 1]) + chosen + small_files)

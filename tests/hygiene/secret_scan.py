@@ -125,18 +125,28 @@ def scan_tree(root, needle_map, allowed=(), exclude=emulator_private):
     return hits, files, size
 
 
-def check_private_modes(root):
-    """Problems with a controller state directory: each directory must be 0700, each file 0600."""
+def check_private_modes(root, public_names=()):
+    """Problems with a controller state directory: each directory must be 0700, each file 0600.
+
+    ``public_names``: file names that hold public data by design (e.g. the
+    dhCert and session the host receives in the domain XML anyway); they may be
+    0644, never writable by others, and only inside the 0700 directories.
+    """
     problems = []
-    for directory, dirs, names in os.walk(root):
+    for directory, _dirs, names in os.walk(root):
         for entry in [directory] + [os.path.join(directory, n) for n in names]:
             info = os.lstat(entry)
-            want = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
+            mode = stat.S_IMODE(info.st_mode)
             if stat.S_ISLNK(info.st_mode):
                 problems.append('%s: a symlink' % entry)
-            elif stat.S_IMODE(info.st_mode) != want:
-                problems.append('%s: mode %o, not %o' % (entry, stat.S_IMODE(info.st_mode), want))
-        del dirs  # walked by os.walk itself
+            elif stat.S_ISDIR(info.st_mode):
+                if mode != 0o700:
+                    problems.append('%s: mode %o, not 700' % (entry, mode))
+            elif os.path.basename(entry) in public_names:
+                if mode not in (0o600, 0o644):
+                    problems.append('%s: mode %o, not 600 or 644 (public)' % (entry, mode))
+            elif mode != 0o600:
+                problems.append('%s: mode %o, not 600' % (entry, mode))
     return problems
 
 

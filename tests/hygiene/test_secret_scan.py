@@ -96,3 +96,7 @@ def test_private_modes(tmp_path):
     os.chmod(str(state / 'b'), 0o755)
     problems = secret_scan.check_private_modes(str(state))
     assert len(problems) == 2 and any('pub: mode 644' in p for p in problems), problems
+    # a name declared public may be 0644, never writable by others
+    assert len(secret_scan.check_private_modes(str(state), public_names=('pub',))) == 1
+    (state / 'a' / 'pub').chmod(0o666)
+    assert len(secret_scan.check_private_modes(str(state), public_names=('pub',))) == 2
