@@ -125,7 +125,10 @@ options:
     description:
       - Path on the controller of the file to write. Relative paths are taken from the playbook directory.
       - Written only when its content changes (an identical file is left as it is, mode included), through a
-        temporary file renamed over it, mode C(0644).
+        temporary file that gets mode C(0644) before it is renamed over it.
+      - Must be absent or a regular file (a symlink, directory, device node or FIFO is refused before anything is
+        read or written), must not be one of the input files, and its directory must not be writable by other
+        users unless it has the sticky bit.
     type: path
     required: true
   format:

@@ -24,7 +24,6 @@ def short_id(value):
     return None
 
 
-
 @pytest.fixture
 def host(monkeypatch):
     class Host:

@@ -106,7 +106,7 @@ def session_args(platform, out, **kwargs):
 
 
 def run_session(**params):
-    return so.run_session(params, lambda path, what: read_small_file(path, what))
+    return so.run_session(params, read_small_file)
 
 
 def refused(result, reason, *words):
@@ -204,7 +204,8 @@ def test_session_reuse_for_another_pdh_is_refused(platform, out, injected):
     assert 'session' not in result
     # the same platform still reuses it; force makes one for the other platform, which it accepts
     assert run_session(**session_args(platform, out))['changed'] is False
-    forced = run_session(**dict(args, force=True))
+    args['force'] = True
+    forced = run_session(**args)
     assert forced['changed'] is True
     guest = other.guests[other.launch_start_b64(0x1, forced['dh_cert'], forced['session'])]
     assert guest.tik == (out / 'tik').read_bytes()

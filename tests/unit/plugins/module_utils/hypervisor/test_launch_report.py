@@ -30,7 +30,6 @@ def short_id(value):
     return None
 
 
-
 # ---- launch_security ----------------------------------------------------------------
 
 @pytest.mark.parametrize('raw', [None, {}])
