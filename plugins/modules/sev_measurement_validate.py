@@ -77,7 +77,7 @@ options:
     description:
       - Path on the controller to the firmware image the guest boots, exactly as loaded (for split OVMF
         builds the C(OVMF_CODE*.fd) file, never the VARS file).
-      - Always required. From a domain, the loader path in its XML is never used, not even with O(insecure): the
+      - Always required. From a domain, the loader path in its XML is never used, not even with O(insecure); the
         host would choose which controller file is hashed as the trusted firmware. The same holds for O(kernel) and
         O(initrd).
       - Only a regular file is read (a device, FIFO or directory is refused, also through a symlink). The OVMF
@@ -202,6 +202,10 @@ options:
     description:
       - Path on the controller to write the packet header to, as base64 text, mode 0600.
       - Needs O(secret_payload_file). Written only after a match, and only with O(secrets).
+      - Header and payload are written together (temporary files, then both renamed; a failure leaves neither
+        new). Each must be absent or a regular file (a symlink, directory, device node or FIFO is refused), they
+        must differ from each other and from every input file, and their directory must not be writable by its
+        group or other users unless it has the sticky bit; all checked before anything is validated or written.
     type: path
   secret_payload_file:
     description: Path on the controller to write the encrypted payload to, as base64 text, mode 0600.
