@@ -96,7 +96,7 @@ options:
     description:
       - The kernel command line, hashed exactly as given (UTF-8, no normalisation). Requires O(kernel).
       - YAML and Jinja can change whitespace; use O(cmdline_b64) to be byte-exact.
-      - A NUL byte is refused (usage error): QEMU takes the command line as a C string and measures it up to
+      - A NUL byte is refused (usage error), since QEMU takes the command line as a C string and measures it up to
         the first NUL (C(strlen + 1) bytes), so nothing after a NUL can reach the guest.
     type: str
   cmdline_b64:
@@ -179,12 +179,12 @@ options:
     type: int
   allow_secret_policy:
     description:
-      - By default secrets are released only to a guest whose (authenticated) policy has C(NODBG) and C(NOKS):
-        without C(NODBG) the host can read guest memory, the injected secret included, with C(DBG_DECRYPT);
+      - By default secrets are released only to a guest whose (authenticated) policy has C(NODBG) and C(NOKS),
+        since without C(NODBG) the host can read guest memory, the injected secret included, with C(DBG_DECRYPT);
         without C(NOKS) it can share the guest's memory key with another guest. Otherwise the task fails with
         RV(reason) V(insecure) (3), after the measurement matched.
       - V(DBG) accepts a policy without C(NODBG), V(KS) one without C(NOKS); nothing else is relaxed.
-      - Secrets released to a plain SEV guest (no C(ES) bit) come with a warning: its register state is not
+      - Secrets released to a plain SEV guest (no C(ES) bit) come with a warning, since its register state is not
         encrypted.
       - Without O(secrets) nothing is released and the policy is checked only against O(require_policy).
     type: list
@@ -251,7 +251,7 @@ options:
     description:
       - "A directory on the controller (created 0700) where every validated measurement is recorded by its TIK's
         SHA-256 digest and its mnonce, one file each, created exclusively. A measurement already recorded there is
-        refused (RV(reason) V(insecure), RV(replayed) true, no secret packet): a host may be reporting the genuine
+        refused (RV(reason) V(insecure), RV(replayed) true, no secret packet), since a host may be reporting the genuine
         measurement of an earlier launch for a different one, which a reused (pre-made) session cannot tell apart."
       - Only a matching measurement is recorded (in check mode, only looked up). Keep the directory between runs.
     type: path
@@ -301,7 +301,7 @@ options:
         RV(confidential.sev.sev_launch_info#module:config_problems) lists (no SEV launch security, no
         C(dhCert) or C(session), not one loader, C(kernelHashes) inconsistent).
       - The two security-relevant problems, NVRAM and unmeasured direct boot, are still refused; only O(insecure)
-        accepts them. They are read from the host's XML, so they catch mistakes, not a lying host: the guarantee
+        accepts them. They are read from the host's XML, so they catch mistakes, not a lying host; the guarantee
         comes from the owner's firmware file (a usable hash table when O(kernel) is given, a secret area or
         O(secret_address) when O(secrets) are given).
     type: bool
