@@ -29,6 +29,7 @@ import hashlib
 import os
 import pathlib
 import struct
+from functools import partial
 
 from ansible_collections.confidential.sev.tests.platform import guest_owner, launch_model
 from ansible_collections.confidential.sev.tests.platform import sev_firmware as fw
@@ -129,6 +130,11 @@ class Env:
         return args
 
 
+def write_as(name, data, env):
+    """For partial(write_as, name, data): a builder writing ``data`` to ``name`` in env."""
+    return env.write(name, data)
+
+
 class Case:
     """``build(env)`` returns the task arguments (for 'launch_info': the host's report);
     ``words``: the message must name one of them (case-insensitive) on a refusal."""
@@ -226,7 +232,7 @@ KEY_FILES = {
 for option in ('tik', 'tek'):
     for label, data in KEY_FILES.items():
         validate('key/%s/%s' % (option, label), REFUSAL, (option,),
-                 **{option: (lambda data: lambda env: env.write('bad.key', data))(data)})
+                 **{option: partial(write_as, 'bad.key', data)})
     validate('key/%s/all-zero' % option, REFUSAL, (option, 'zero'),
              **{option: lambda env: env.write('zero.key', bytes(16))})
     # The key itself where its path belongs: refused without echoing it.
@@ -236,7 +242,7 @@ for option in ('tik', 'tek'):
 for label, data in (('empty', b''), ('tik-only', TIK), ('long', TEK + TIK + b'\n'),
                     ('hex-text', (TEK + TIK).hex().encode()), ('zero-tik', TEK + bytes(16))):
     validate('key/tk/%s' % label, REFUSAL, ('tk', 'zero'), tik=None, tek=None,
-             tk=(lambda data: lambda env: env.write('bad.tk', data))(data))
+             tk=partial(write_as, 'bad.tk', data))
 validate('key/tik/other-key', MISMATCH, (), tik=lambda env: env.write('other.key', OTHER_KEY))
 validate('key/tik/swapped-with-tek', MISMATCH, (), tik=lambda env: env.path('tek.bin'),
          tek=lambda env: env.path('tik.bin'))
@@ -259,9 +265,9 @@ def vmsa_case(label, expect, words, cpu0, cpu1=lambda env: env.path('vmsa1.bin')
 
 for label, data in (('empty', b''), ('short', bytes(4095)), ('long', bytes(4097)), ('two-pages', bytes(8192)),
                     ('text', b'vmsa\n')):
-    vmsa_case('cpu0-%s' % label, REFUSAL, ('vmsa_cpu0',), (lambda data: lambda env: env.write('v.bin', data))(data))
+    vmsa_case('cpu0-%s' % label, REFUSAL, ('vmsa_cpu0',), partial(write_as, 'v.bin', data))
     vmsa_case('cpu1-%s' % label, REFUSAL, ('vmsa_cpu1',), lambda env: env.path('vmsa0.bin'),
-              (lambda data: lambda env: env.write('v.bin', data))(data))
+              partial(write_as, 'v.bin', data))
 vmsa_case('cpu0-zero-page', MISMATCH, (), lambda env: env.write('v.bin', bytes(4096)))
 vmsa_case('cpu0-other-bytes', MISMATCH, (), lambda env: env.write('v.bin', hashlib.sha256(b'x').digest() * 128))
 vmsa_case('cpu1-is-cpu0', MISMATCH, (), lambda env: env.path('vmsa0.bin'), lambda env: env.path('vmsa0.bin'))
@@ -350,7 +356,7 @@ for label, guid, expect in (
         ('nil', '00000000-0000-0000-0000-000000000000', HARMLESS),
         ('other-guid', '6f2c1b4e-3a5d-4e7f-8a9b-0c1d2e3f4a5b', VALID)):
     secrets_case('guid/%s' % label, expect, ('guid', 'secrets'),
-                 (lambda guid: lambda env: [{'guid': guid, 'path': env.path('secret.txt')}])(guid))
+                 partial(lambda guid, env: [{'guid': guid, 'path': env.path('secret.txt')}], guid))
 secrets_case('secret/duplicate-guid', REFUSAL, ('secrets', 'guid', 'duplicate'),
              lambda env: [{'guid': 'luks-key', 'path': env.path('secret.txt')},
                           {'guid': LUKS, 'path': env.path('secret.txt')}])
@@ -445,8 +451,8 @@ FOOTER_IMAGES = {
     'total-past-entries': (footer_image(GOOD_TABLE, len(GOOD_TABLE) + 18 + 40), REFUSAL),
     'entry-length-zero': (footer_image(raw_entry(fwb.SEV_HASH_TABLE, b'\0' * 8, 0) + RESET), REFUSAL),
     'entry-length-17': (footer_image(raw_entry(fwb.SEV_HASH_TABLE, b'\0' * 8, 17) + RESET), REFUSAL),
-    'entry-length-past-table': (footer_image(SECRET_AREA + HASHES + raw_entry(fwb.SEV_ES_RESET_BLOCK,
-                                                                             b'\0' * 4, 0x7000)), REFUSAL),
+    'entry-length-past-table': (footer_image(SECRET_AREA + HASHES + raw_entry(
+        fwb.SEV_ES_RESET_BLOCK, b'\0' * 4, 0x7000)), REFUSAL),
     'entry-length-ffff': (footer_image(RESET + raw_entry(fwb.SEV_HASH_TABLE, b'\0' * 8, 0xffff)), REFUSAL),
     'hash-table-short-data': (footer_image(RESET + raw_entry(fwb.SEV_HASH_TABLE, b'\0' * 4) + SECRET_AREA),
                               REFUSAL),
@@ -496,13 +502,12 @@ def footer_measurement(image):
 
 for label, (image, expect) in FOOTER_IMAGES.items():
     # The SEV-ES launch's own measurement: a malformed footer is refused, another image a mismatch.
-    validate('ovmf/es/%s' % label, expect, ('firmware',), firmware=(lambda image: lambda env: env.write(
-        'files/bad.fd', image))(image))
+    validate('ovmf/es/%s' % label, expect, ('firmware',), firmware=partial(write_as, 'files/bad.fd', image))
     # Plain SEV with the measurement the platform would report for this very image: nothing but
     # the footer is wrong, so a refusal is the only right answer (a pass would be a false pass).
     matching = SEV_MATCHING.get(label, REFUSAL if expect in (REFUSAL, REJECTED) else VALID)
     validate('ovmf/sev-matching/%s' % label, matching, ('firmware', 'secret', 'kernel', 'hash'),
-             firmware=(lambda image: lambda env: env.write('files/bad.fd', image))(image),
+             firmware=partial(write_as, 'files/bad.fd', image),
              measurement=footer_measurement(image), policy=SEV_POLICY, num_cpus=None, cpu_family=None,
              cpu_model=None, cpu_stepping=None)
 validate('ovmf/generic-ovmf-suffix-secrets', REFUSAL, ('firmware', 'secret'),
@@ -554,8 +559,8 @@ for option, place in PATH_OPTIONS.items():
         if option == 'initrd' and label == 'empty':
             continue
         validate_with('path/%s/%s' % (option, label), expect, (option,),
-                      (lambda place, make, mismatch: lambda env, args: args.update(place(make(env)), **mismatch))(
-                          place, make, mismatch))
+                      partial(lambda place, make, mismatch, env, args: args.update(place(make(env)), **mismatch),
+                              place, make, mismatch))
 
 # ---- host reports given to validation (launch_info) -----------------------------------------------
 # sev_launch_info's action plugin, with the module's result injected: the host is not trusted.
@@ -611,7 +616,7 @@ LAUGHS = ('<?xml version="1.0"?><!DOCTYPE domain [<!ENTITY a "aaaaaaaaaa">'
 
 def launch_info_case(label, expect, words, report_changes, task_args=None):
     add('host-report/%s' % label, 'launch_info', expect, words,
-        (lambda changes: lambda env: host_report(**changes))(report_changes),
+        partial(lambda changes, env: host_report(**changes), report_changes),
         task_args=task_args or {'domain': 'sev-guest'})
 
 
@@ -815,7 +820,7 @@ CERT_MUTATIONS = {
 }
 for label, (mutate, expect) in CERT_MUTATIONS.items():
     session('cert/pdh/%s' % label, expect, ('pdh', 'PDH'),
-            (lambda mutate: lambda env, pdh, chain: (mutate(pdh), chain, None))(mutate))
+            partial(lambda mutate, env, pdh, chain: (mutate(pdh), chain, None), mutate))
     for index, name in ((0, 'pek'), (1, 'oca')):
         if label in ('empty', 'extended'):
             continue
@@ -830,7 +835,7 @@ for label, mutate in (
         ('pek-oca-swapped', lambda chain: chain[CERT:2 * CERT] + chain[:CERT] + chain[2 * CERT:]),
         ('four-certs', lambda chain: chain + chain[:CERT])):
     session('cert/chain/%s' % label, REFUSAL, ('cert_chain', 'chain', 'PEK', 'OCA'),
-            (lambda mutate: lambda env, pdh, chain: (pdh, mutate(chain), None))(mutate))
+            partial(lambda mutate, env, pdh, chain: (pdh, mutate(chain), None), mutate))
 session('cert/pdh/is-pek', REFUSAL, ('pdh', 'PDH'), lambda env, pdh, chain: (chain[:CERT], chain, None))
 session('cert/pdh/not-base64', REFUSAL, ('pdh',),
         lambda env, pdh, chain: (pdh, chain, {'node_sev': None, 'pdh': '!!not base64', 'cert_chain': b64(chain)}))
@@ -889,11 +894,11 @@ add('cert/real/rome-with-lab-roots', 'session', REFUSAL, ('ASK', 'ARK', 'CEK', '
 for label, value in (('-1', -1), ('2-to-32', 2 ** 32), ('5000-digits', HUGE), ('bool', True),
                      ('non-ascii', '\u0667'), ('float', 7.5), ('text', 'NODBG')):
     session('session/policy/%s' % label, REFUSAL, ('policy',),
-            (lambda value: lambda env, pdh, chain: (pdh, chain, {'policy': value}))(value))
+            partial(lambda value, env, pdh, chain: (pdh, chain, {'policy': value}), value))
 for label, value in (('empty', ''), ('text', 'new'), ('higher', '1.56'), ('5000-digits', HUGE + '.0'),
                      ('non-ascii', '\u0661.\u0665\u0665'), ('three-parts', '1.55.0'), ('negative', '-1.0')):
     session('session/min-pdh-api/%s' % label, REFUSAL, ('min_pdh_api_version',),
-            (lambda value: lambda env, pdh, chain: (pdh, chain, {'min_pdh_api_version': value}))(value))
+            partial(lambda value, env, pdh, chain: (pdh, chain, {'min_pdh_api_version': value}), value))
 for label, extra, words in (
         ('tek-is-tik', {'tek_file': lambda env: env.path('keys/guest.tik')}, ('tek_file', 'tik_file')),
         ('tik-is-session', {'tik_file': lambda env: env.path('keys/guest.session.b64')},
@@ -917,7 +922,7 @@ for label, extra, words in (
 ):
     session('session/output/%s' % label if 'node' not in label and 'cpu0' not in label
             and 'state' not in label else 'session/input/%s' % label, REFUSAL, words,
-            (lambda extra: lambda env, pdh, chain: (pdh, chain, extra))(extra))
+            partial(lambda extra, env, pdh, chain: (pdh, chain, extra), extra))
 
 
 # ---- sev_reference_measurement ----------------------------------------------------------------------
@@ -943,7 +948,7 @@ for label, value in (('garbage', ['EPYC-Nope']), ('empty', ['']), ('triple-huge'
     reference('reference/cpu_skus/%s' % label, REFUSAL, ('cpu_skus', 'cpu'), cpu_skus=value)
 for label, make in list(NON_REGULAR.items()) + list(UNREADABLE.items()):
     reference('reference/firmware/%s' % label, REFUSAL, ('firmware',),
-              firmware=(lambda make: lambda env: [make(env)])(make))
+              firmware=partial(lambda make, env: [make(env)], make))
 reference('reference/firmware/empty-list', REFUSAL, ('firmware',), firmware=[])
 reference('reference/firmware/malformed-footer', REFUSAL, ('firmware',),
           firmware=lambda env: [env.write('files/bad.fd', FOOTER_IMAGES['entry-length-zero'][0])])
@@ -956,7 +961,7 @@ for label, boot in (('cmdline-nul', {'cmdline': 'a\0b'}), ('cmdline-b64-bad', {'
                     ('cmdline-b64-nul', {'cmdline': None, 'cmdline_b64': b64(b'a\0b')}),
                     ('kernel-dev-zero', {'kernel': '/dev/zero'}), ('initrd-fifo', {'initrd': 'FIFO'}),
                     ('cmdline-surrogate', {'cmdline': '\udcff'})):
-    def boot_build(env, boot=boot):
+    def boot_build(env, boot=boot):  # pylint: disable=dangerous-default-value
         entry = {'kernel': env.path('kernel'), 'initrd': env.path('initrd'), 'cmdline': CMDLINE}
         entry.update(boot)
         if entry.get('initrd') == 'FIFO':

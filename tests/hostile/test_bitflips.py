@@ -64,7 +64,8 @@ def run_series(name, flips_iter):
     return count
 
 
-def memory_flips(launch, option, data, bits=None, expected=flips.MISMATCH):
+def memory_flips(launch, option, data, bits=None, expected=None):
+    expected = flips.MISMATCH if expected is None else expected
     for bit in (range(len(data) * 8) if bits is None else bits):
         yield bit, launch.verdict(**{option: flips.flipped(data, bit)}), expected
 
