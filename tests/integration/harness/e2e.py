@@ -29,7 +29,9 @@ import os
 import secrets
 import struct
 import subprocess
+import signal
 import sys
+import threading
 import time
 import uuid
 
@@ -268,8 +270,12 @@ def ansible_env(work):
     return env
 
 
-def start_role(work, hvs, play_vars, host_vars=None, extra_args=()):
-    """Start ansible-playbook applying confidential.sev.sev_launch to hvs; (Popen, start time, outcome paths)."""
+def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=False):
+    """Start ansible-playbook applying confidential.sev.sev_launch to hvs; (Popen, start time, outcome paths).
+
+    new_session: ansible-playbook leads its own process group (its pid), so that
+    interrupt_role() can signal it and its workers as a terminal's ^C would.
+    """
     work = str(work)
     for sub in ('home', 'tmp', 'remote-tmp', 'outcomes'):
         os.makedirs(os.path.join(work, sub), exist_ok=True)
@@ -292,8 +298,23 @@ def start_role(work, hvs, play_vars, host_vars=None, extra_args=()):
     argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inv, path] + list(extra_args)
     # pylint: disable-next=consider-using-with
     proc = subprocess.Popen(argv, cwd=work, env=ansible_env(work), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=new_session)
     return proc, time.monotonic(), outcome_dir
+
+
+def interrupt_role(started, signum):
+    """signum to the process group of a start_role(..., new_session=True) run (its own pid, recorded by Popen)."""
+    proc = started[0]
+    if proc.poll() is None:
+        os.killpg(proc.pid, signum)
+
+
+def kill_role_group(started):
+    """SIGKILL whatever is left of that run's process group (its workers, after the leader exited)."""
+    try:
+        os.killpg(started[0].pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def finish_role(started, hvs, timeout=400):
@@ -363,6 +384,71 @@ def controller_record(state_dir, host, domain_uuid):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+STAGE_ORDER = ('started', 'validated', 'injected', 'resumed')
+
+
+class StageTrigger(threading.Thread):
+    """Calls action() once, as soon as the controller's record of (host, domain_uuid) reaches ``stage``.
+
+    Polls the role's current.json (every ``interval`` s, up to ``timeout``) from
+    a thread while a role run goes on; ``fired`` is the stage seen when it
+    acted (None if it never did), ``error`` what action() raised.
+    """
+
+    def __init__(self, state_dir, host, domain_uuid, stage, action, timeout=300.0, interval=0.02):
+        super().__init__(daemon=True)
+        self.state_dir, self.host, self.domain_uuid = str(state_dir), host, domain_uuid
+        self.stage, self.action, self.timeout, self.interval = stage, action, timeout, interval
+        self.fired, self.error = None, None
+        self._stop_event = threading.Event()
+
+    def run(self):
+        deadline = time.monotonic() + self.timeout
+        while not self._stop_event.is_set() and time.monotonic() < deadline:
+            rec = controller_record(self.state_dir, self.host, self.domain_uuid)
+            if rec and rec.get('stage') in STAGE_ORDER and \
+                    STAGE_ORDER.index(rec['stage']) >= STAGE_ORDER.index(self.stage):
+                self.fired = rec['stage']
+                try:
+                    self.action()
+                except Exception as exc:  # pylint: disable=broad-exception-caught  # reported by the test
+                    self.error = exc
+                return
+            time.sleep(self.interval)
+
+    def finish(self):
+        self._stop_event.set()
+        self.join(10)
+
+
+def seen_claims(state_dir):
+    """{mnonce hex: seen record}: every measurement the controller validated (its replay store)."""
+    claims = {}
+    seen = os.path.join(str(state_dir), 'seen')
+    for tik_dir in os.listdir(seen) if os.path.isdir(seen) else ():
+        for name in os.listdir(os.path.join(seen, tik_dir)):
+            with open(os.path.join(seen, tik_dir, name), encoding='utf-8') as f:
+                claim = json.load(f)
+            claims[claim['mnonce']] = claim
+    return claims
+
+
+def assert_only_validated_launches_got_anything(launch_records, state_dir):
+    """The invariant over what the EMULATED platform saw: a launch that ran (``finished``) or accepted a
+    secret is one whose measurement this controller validated (its mnonce and reported measurement are in
+    the controller's seen store, for that domain)."""
+    claims = seen_claims(state_dir)
+    for rec in launch_records:
+        accepted = [inj for inj in rec['injections'] if inj['accepted']]
+        if not (rec['finished'] or accepted):
+            continue
+        claim = claims.get(rec['mnonce'])
+        assert claim is not None, 'launch %d of %s ran or got a secret, never validated: %s' % (
+            rec['seq'], rec['domain_name'], rec)
+        assert claim['context']['domain_uuid'] == rec['domain_uuid'], (claim, rec)
+        assert claim['measurement'] == rec['measurement_reported'], (claim, rec)
 
 
 # ------------------------------------------------------------------ CLI ----
