@@ -28,6 +28,7 @@ import base64
 import hashlib
 import os
 import pathlib
+import stat
 import struct
 from functools import partial
 
@@ -52,6 +53,7 @@ KERNEL = bytes(range(256)) * 12
 INITRD = bytes(reversed(range(256))) * 8
 FIRMWARE = fwb.build_image(body_size=4096)
 SECRETS = (TIK, TEK, SECRET)
+DEVICE_MINORS = {'null': 3, 'zero': 5, 'urandom': 9}   # Linux mem devices, major 1
 
 REFUSAL, MISMATCH, VALID, HARMLESS, REJECTED = 'refusal', 'mismatch', 'valid', 'harmless', 'rejected'
 EXPECTED_RCS = {REFUSAL: {2, 3, 4}, MISMATCH: {1}, VALID: {0}, HARMLESS: {0, 2, 3, 4}, REJECTED: {1, 2, 3, 4}}
@@ -105,6 +107,15 @@ class Env:
     def fifo(self, name):
         path = self.root / name
         os.mkfifo(path)
+        return str(path)
+
+    def device(self, kind):
+        """A private character device node (null, zero or urandom) in this directory, never the
+        system's: a defect replacing an output device (root replacing /dev/null) damages only this copy.
+        Named dev-*, so that the test checks it is still a device afterwards."""
+        path = self.root / ('dev-%s' % kind)
+        if not path.exists():
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, DEVICE_MINORS[kind]))
         return str(path)
 
     def symlink(self, name, target):
@@ -388,7 +399,7 @@ validate('secret/header-is-tik', REFUSAL, ('secret_header_file', 'tik'),
          secret_header_file=lambda env: env.path('tik.bin'))
 validate('secret/payload-is-firmware', REFUSAL, ('secret_payload_file', 'firmware'),
          secret_payload_file=lambda env: env.path('files/OVMF.fd'))
-validate('secret/header-dev-null', REFUSAL, ('secret_header_file',), secret_header_file='/dev/null')
+validate('secret/header-dev-null', REFUSAL, ('secret_header_file',), secret_header_file=lambda env: env.device('null'))
 validate('secret/header-directory', REFUSAL, ('secret_header_file',),
          secret_header_file=lambda env: env.path('out'))
 validate('secret/header-fifo', REFUSAL, ('secret_header_file',),
@@ -529,12 +540,12 @@ PATH_OPTIONS = {
     'diagnose_firmware': lambda path: {'diagnose_firmware': [path]},
 }
 NON_REGULAR = {
-    'dev-zero': lambda env: '/dev/zero',
-    'dev-urandom': lambda env: '/dev/urandom',
-    'dev-null': lambda env: '/dev/null',
+    'dev-zero': lambda env: env.device('zero'),
+    'dev-urandom': lambda env: env.device('urandom'),
+    'dev-null': lambda env: env.device('null'),
     'fifo': lambda env: env.fifo('pipe'),
     'directory': lambda env: env.path('files'),
-    'symlink-urandom': lambda env: env.symlink('link', '/dev/urandom'),
+    'symlink-urandom': lambda env: env.symlink('link', env.device('urandom')),
     'proc-kmsg-like': lambda env: '/proc/self/fd/0',
 }
 UNREADABLE = {
@@ -848,7 +859,7 @@ session('cert/cek/real-rome', REFUSAL, ('cek', 'CEK', 'OCA', 'PEK'),
         lambda env, pdh, chain: (pdh, chain, {'cek_file': str(DATA / 'amd-certs/sev-chains/rome/cek.cert')}))
 session('cert/cek/empty', REFUSAL, ('cek',), lambda env, pdh, chain: (pdh, chain, {'cek_file': env.write(
     'c.cert', b'')}))
-session('cert/cek/dev-zero', REFUSAL, ('cek',), lambda env, pdh, chain: (pdh, chain, {'cek_file': '/dev/zero'}))
+session('cert/cek/dev-zero', REFUSAL, ('cek',), lambda env, pdh, chain: (pdh, chain, {'cek_file': env.device('zero')}))
 session('cert/cek/fifo', REFUSAL, ('cek',), lambda env, pdh, chain: (pdh, chain, {'cek_file': env.fifo('c')}))
 session('cert/roots/swapped', REFUSAL, ('ark', 'ask', 'ARK', 'ASK'),
         lambda env, pdh, chain: (pdh, chain, {'ark_file': env.path('lab/ask.cert'),
@@ -905,8 +916,8 @@ for label, extra, words in (
          ('tik_file', 'session_file')),
         ('godh-is-session', {'dh_cert_file': lambda env: env.path('keys/guest.session.b64')},
          ('dh_cert_file', 'session_file')),
-        ('tik-dev-null', {'tik_file': '/dev/null'}, ('tik_file',)),
-        ('godh-dev-null', {'dh_cert_file': '/dev/null'}, ('dh_cert_file',)),
+        ('tik-dev-null', {'tik_file': lambda env: env.device('null')}, ('tik_file',)),
+        ('godh-dev-null', {'dh_cert_file': lambda env: env.device('null')}, ('dh_cert_file',)),
         ('session-fifo', {'session_file': lambda env: env.fifo('keys/s.fifo')}, ('session_file',)),
         ('tek-directory', {'tek_file': lambda env: env.path('keys')}, ('tek_file',)),
         ('tik-missing-dir', {'tik_file': lambda env: env.path('nowhere/t')}, ('tik_file',)),
@@ -952,18 +963,20 @@ for label, make in list(NON_REGULAR.items()) + list(UNREADABLE.items()):
 reference('reference/firmware/empty-list', REFUSAL, ('firmware',), firmware=[])
 reference('reference/firmware/malformed-footer', REFUSAL, ('firmware',),
           firmware=lambda env: [env.write('files/bad.fd', FOOTER_IMAGES['entry-length-zero'][0])])
-for label, make in (('dev-null', lambda env: '/dev/null'), ('fifo', lambda env: env.fifo('out/ref.fifo')),
+for label, make in (('dev-null', lambda env: env.device('null')), ('fifo', lambda env: env.fifo('out/ref.fifo')),
                     ('directory', lambda env: env.path('out')), ('missing-dir', lambda env: env.path('no/ref.json')),
                     ('is-firmware', lambda env: env.path('files/OVMF.fd')), ('nul', lambda env: env.path('out/r\0')),
                     ('is-kernel', lambda env: env.path('kernel'))):
     reference('reference/dest/%s' % label, REFUSAL, ('dest',), dest=make)
 for label, boot in (('cmdline-nul', {'cmdline': 'a\0b'}), ('cmdline-b64-bad', {'cmdline': None, 'cmdline_b64': '!!'}),
                     ('cmdline-b64-nul', {'cmdline': None, 'cmdline_b64': b64(b'a\0b')}),
-                    ('kernel-dev-zero', {'kernel': '/dev/zero'}), ('initrd-fifo', {'initrd': 'FIFO'}),
+                    ('kernel-dev-zero', {'kernel': 'ZERO'}), ('initrd-fifo', {'initrd': 'FIFO'}),
                     ('cmdline-surrogate', {'cmdline': '\udcff'})):
     def boot_build(env, boot=boot):  # pylint: disable=dangerous-default-value
         entry = {'kernel': env.path('kernel'), 'initrd': env.path('initrd'), 'cmdline': CMDLINE}
         entry.update(boot)
+        if entry.get('kernel') == 'ZERO':
+            entry['kernel'] = env.device('zero')
         if entry.get('initrd') == 'FIFO':
             entry['initrd'] = env.fifo('initrd.fifo')
         if entry.get('cmdline') is None:
@@ -1006,7 +1019,7 @@ for label, value in (('traversal', '../../../etc'), ('slash', 'a/b'), ('nul', 'h
                      ('dot', '.'), ('dotdot', '..'), ('5000', 'h' * 5000)):
     # A host name becomes one %-escaped path component: a traversal is harmless.
     record('record/host/%s' % label, REFUSAL if label in ('empty', '5000') else HARMLESS, ('host',), host=value)
-for label, make in (('is-file', lambda env: env.write('statefile', b'x')), ('dev-null', lambda env: '/dev/null'),
+for label, make in (('is-file', lambda env: env.write('statefile', b'x')), ('dev-null', lambda env: env.device('null')),
                     ('fifo', lambda env: env.fifo('state.fifo')), ('nul', lambda env: env.path('st\0ate')),
                     ('world-writable', lambda env: (os.makedirs(env.path('ww'), exist_ok=True),
                                                     os.chmod(env.path('ww'), 0o777), env.path('ww'))[2])):

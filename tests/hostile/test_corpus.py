@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
 
 import pytest
 
@@ -141,6 +143,9 @@ def test_case(case_id, tmp_path, tmp_path_factory, lab_platform):
     limit = baseline_peak(case.driver, tmp_path_factory) + runner.MEMORY_LIMIT
     outcome = runner.run_case(execute, lambda: prepare(case, tmp_path))
     found = problems(case, outcome, limit)
+    for node in tmp_path.rglob('dev-*'):
+        if not stat.S_ISCHR(os.lstat(node).st_mode):
+            found.append('the device %s was replaced by a %s' % (node.name, 'file' if node.is_file() else 'non-device'))
     assert not found, '%s: %s' % (case_id, '; '.join(found[:3]))
 
 
