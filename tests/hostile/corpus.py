@@ -1040,3 +1040,28 @@ record('record/validated-measurement-garbage', REFUSAL, ('measurement', 'launch_
        launch_id='a' * 32, measurement='!!')
 record('record/secret-count-negative', REFUSAL, ('secret_count', 'launch_id', 'launch'), state='injected',
        launch_id='a' * 32, secret_count=-1)
+
+
+# ---- sev_secret_inject's packet (host side, checked before it reaches libvirt) -----------------------
+
+PACKET_HEADER = bytes(4) + bytes(range(16)) + bytes(range(100, 132))
+PACKET_PAYLOAD = bytes(range(64))
+
+
+def packet(case_id, expect, words, header=b64(PACKET_HEADER), payload=b64(PACKET_PAYLOAD)):
+    add(case_id, 'packet', expect, words, lambda env: {'header': header, 'payload': payload})
+
+
+packet('packet/baseline', VALID, ())
+for label, value in (('empty', ''), ('not-base64', 'not base64!'), ('51-bytes', b64(PACKET_HEADER[:-1])),
+                     ('53-bytes', b64(PACKET_HEADER + b'\0')), ('flags-set', b64(b'\1' + PACKET_HEADER[1:])),
+                     ('urlsafe', base64.urlsafe_b64encode(b'\xfb' * 52).decode()), ('inner-newline',
+                     b64(PACKET_HEADER)[:10] + '\n' + b64(PACKET_HEADER)[10:]), ('non-ascii', '\u00e9' * 72),
+                     ('5000-chars', 'A' * 5000), ('nul', b64(PACKET_HEADER) + '\0')):
+    packet('packet/header/%s' % label, REFUSAL, ('header',), header=value)
+for label, value in (('empty', ''), ('not-base64', '!!!!'), ('15-bytes', b64(bytes(15))), ('17-bytes', b64(bytes(17))),
+                     ('no-padding', b64(bytes(16)).rstrip('=')), ('nul', b64(bytes(16)) + '\0'),
+                     ('16-mib', b64(bytes(16 << 20)))):
+    # (header and payload are str options: AnsibleModule turns anything else into text first)
+    # 16 MiB is well-formed; the host-side module does not know the secret area, the platform refuses it.
+    packet('packet/payload/%s' % label, HARMLESS if label == '16-mib' else REFUSAL, ('payload',), payload=value)

@@ -21,7 +21,8 @@ import pytest
 from ansible_collections.confidential.sev.plugins.action import (
     sev_launch_info, sev_launch_record, sev_measurement_validate, sev_reference_measurement, sev_session,
 )
-from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import REASON_CODES
+from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import REASON_CODES, SevError, failure_result
+from ansible_collections.confidential.sev.plugins.modules import sev_secret_inject
 from ansible_collections.confidential.sev.tests.hostile import corpus, runner
 from ansible_collections.confidential.sev.tests.unit.plugins.action import action_harness
 
@@ -33,14 +34,14 @@ PLUGINS = {
     'launch_info': (sev_launch_info, 'confidential.sev.sev_launch_info'),
 }
 BASELINES = {'validate': 'baseline/validate', 'session': 'session/baseline', 'reference': 'reference/baseline',
-             'record': 'record/baseline', 'launch_info': 'host-report/baseline'}
+             'record': 'record/baseline', 'launch_info': 'host-report/baseline', 'packet': 'packet/baseline'}
 CASES = dict((case.id, case) for case in corpus.CASES)
 
 
 def prepare(case, root):
     """The case's files and arguments (not measured): (plugin, name, args, root)."""
     env = corpus.Env(root)
-    plugin, name = PLUGINS[case.driver]
+    plugin, name = PLUGINS.get(case.driver, (None, case.driver))
     built = case.build(env)
     if case.driver == 'launch_info':
         module_result = built.pop('__module_result__', None) if isinstance(built, dict) else None
@@ -60,9 +61,20 @@ def prepare(case, root):
     return plugin, name, args, root
 
 
+def check_packet(header=None, payload=None):
+    """sev_secret_inject's check of the LAUNCH_SECRET packet, as its module maps a refusal."""
+    try:
+        sev_secret_inject.check_packet(header, payload)
+    except SevError as exc:
+        return failure_result(exc.reason, str(exc))
+    return {'changed': False, 'rc': 0, 'reason': 'ok'}
+
+
 def execute(prepared):
     """Run a prepared case in this process; the plugin's result dict."""
     plugin, name, args, root = prepared
+    if plugin is None:
+        return check_packet(**args)
     return action_harness.Harness(plugin, name, root).run(**args)
 
 
@@ -100,7 +112,7 @@ def problems(case, outcome, peak_limit, through_ansible=False):
                 outcome.error]
     result = outcome.result
     rc, reason, msg = result.get('rc'), result.get('reason'), str(result.get('msg', ''))
-    if case.driver in ('session', 'reference', 'record', 'launch_info') and rc is None:
+    if case.driver in ('session', 'reference', 'record', 'launch_info', 'packet') and rc is None:
         rc = 1 if result.get('failed') else 0   # a plain success carries no rc
     expected = corpus.EXPECTED_RCS[case.expect]
     if rc not in expected:
@@ -152,8 +164,8 @@ def test_case(case_id, tmp_path, tmp_path_factory, lab_platform):
 def test_corpus_size_and_coverage():
     """At least 300 cases, every driver and category present, every class declared."""
     assert len(corpus.CASES) >= 300
-    assert set(case.driver for case in corpus.CASES) == set(PLUGINS)
+    assert set(case.driver for case in corpus.CASES) == set(PLUGINS) | {'packet'}
     assert set(case.expect for case in corpus.CASES) == set(corpus.EXPECTED_RCS)
     categories = set(case.category for case in corpus.CASES)
     assert categories >= {'integer', 'key', 'vmsa', 'base64', 'cmdline', 'guid', 'secret', 'ovmf', 'path',
-                          'host-report', 'cert', 'session', 'reference', 'record', 'policy'}
+                          'host-report', 'cert', 'session', 'reference', 'record', 'policy', 'packet'}
