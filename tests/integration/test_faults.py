@@ -167,7 +167,7 @@ def test_each_step_failed_in_turn(emulated_hypervisors, ovmf, tmp_path, guests, 
         return act
 
     def destroy(label):
-        return lambda: doms[label].destroy()
+        return doms[label].destroy
 
     triggers = [e2e.StageTrigger(owner.state_dir, hv1.hostname, uuids['vanish-started'], 'started',
                                  vanish('vanish-started')),
@@ -351,7 +351,7 @@ def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisor
             # presses ^C again, then kills it; the invariant must hold whichever ended it
             for last_resort in (signal.SIGINT, signal.SIGKILL, None):
                 try:
-                    stdout, _ = proc.communicate(timeout=30)
+                    stdout = proc.communicate(timeout=30)[0]
                     break
                 except subprocess.TimeoutExpired:
                     if last_resort is None:
