@@ -1002,9 +1002,13 @@ def record(case_id, expect, words, prepared=False, **changes):
             # A launch prepared first, so that only the changed option is wrong.
             from ansible_collections.confidential.sev.plugins.action import sev_launch_record
             from ansible_collections.confidential.sev.tests.unit.plugins.action import action_harness
-            first = action_harness.Harness(sev_launch_record, 'confidential.sev.sev_launch_record',
-                                           env.root).run(**args)
-            args['launch_id'] = first['launch_id']
+            harness = action_harness.Harness(sev_launch_record, 'confidential.sev.sev_launch_record', env.root)
+            args['launch_id'] = harness.run(**args)['launch_id']
+            # the stages before the one under test, with good values
+            stages = {'validated': ('started',), 'injected': ('started', 'validated')}.get(changes.get('state'), ())
+            for stage in stages:
+                done = harness.run(**dict(args, state=stage, domain_id=7, measurement=env.measurement))
+                assert not done.get('failed'), done
         for key, value in changes.items():
             args[key] = value(env) if callable(value) else value
         return args
