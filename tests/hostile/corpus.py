@@ -1007,7 +1007,9 @@ def record(case_id, expect, words, prepared=False, **changes):
             # the stages before the one under test, with good values
             stages = {'validated': ('started',), 'injected': ('started', 'validated')}.get(changes.get('state'), ())
             for stage in stages:
-                done = harness.run(**dict(args, state=stage, domain_id=7, measurement=env.measurement))
+                stage_args = dict(args)
+                stage_args.update(state=stage, domain_id=7, measurement=env.measurement)
+                done = harness.run(**stage_args)
                 assert not done.get('failed'), done
         for key, value in changes.items():
             args[key] = value(env) if callable(value) else value
