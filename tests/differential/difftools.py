@@ -75,6 +75,10 @@ SKUS = {
 
 LUKS_KEY_GUID = uuid.UUID('736869e5-84f0-4973-92ec-06879ce3da0b')
 SECRET_TABLE_GUID = uuid.UUID('1e74f542-71dd-4d66-963e-ef4287ff173b')
+SECRET_AREA_GUID = uuid.UUID('4c2eb361-7d9b-4cc3-8081-127c90d3d294')
+# Where the generic-OVMF secret cases say they would inject (any non-zero address will do:
+# the packet does not depend on it).
+RELAXATION_SECRET_ADDRESS = 0x80_0000
 HASH_TABLE_GUID = uuid.UUID('9438d606-4f22-4cc9-b479-a793d411fd21')
 CMDLINE_GUID = uuid.UUID('97d02dd8-bd20-4c94-aa78-e7714d36ab2a')
 INITRD_GUID = uuid.UUID('44baf731-3a2f-4bd7-9af1-41e29169781d')
@@ -351,8 +355,25 @@ class Scenario:
             options.update(cpu_family=self.sku[0], cpu_model=self.sku[1], cpu_stepping=self.sku[2])
         if self.vmsa_variant is not None:
             options['vmsa_variant'] = self.vmsa_variant
+        options.update(self.secret_relaxations())
         options.update(overrides)
         return options
+
+    def secret_relaxations(self):
+        """The two named relaxations (README, "Named relaxations") that keep secret cases
+        comparable with virt-qemu-sev-validate, which releases secrets under any policy and
+        to any firmware: allow_secret_policy names exactly the policy bits the case lacks,
+        secret_address is given only when the firmware has no usable secret area.  Never
+        insecure.  Tests of the refusals override them with [] / None."""
+        if not self.secrets:
+            return {}
+        relax = {}
+        missing = [name for bit, name in ((0x1, 'DBG'), (0x2, 'KS')) if not self.policy & bit]
+        if missing:
+            relax['allow_secret_policy'] = missing
+        if secret_area(self.firmware_bytes()) is None:
+            relax['secret_address'] = RELAXATION_SECRET_ADDRESS
+        return relax
 
     def ours(self, measurement, **overrides):
         return ours(**self.params(measurement, **overrides))
@@ -537,6 +558,15 @@ def footer_entries(image):
         entries[guid] = bytes(table[len(table) - length:len(table) - 18])
         table = table[:len(table) - length]
     return entries
+
+
+def secret_area(image):
+    """(base, size) of the firmware's SEV secret area, None when missing or base/size 0."""
+    data = footer_entries(image).get(str(SECRET_AREA_GUID))
+    if data is None or len(data) < 8:
+        return None
+    base, size = struct.unpack_from('<II', data)
+    return (base, size) if base and size else None
 
 
 def reset_address(image):

@@ -60,10 +60,11 @@ def test_direct_boot_against_references(case, tmp_path, rng):
 
 
 def test_cmdline_b64_non_utf8(tmp_path, rng):
-    """Bytes no reference CLI can take (not UTF-8): ours against the table built here."""
+    """Bytes no reference CLI can take (not UTF-8): ours against the table built here.
+    An embedded NUL is refused (rc 2): QEMU measures a C string, strlen + 1 bytes."""
     firmware = dt.synthetic_firmware(tmp_path / 'fw.fd', rng)
     kernel = rng.randbytes(10000)
-    raw = b'console=ttyS0 \xff\xfe\x80 bad-utf8 \x00embedded-nul'
+    raw = b'console=ttyS0 \xff\xfe\x80 bad-utf8 embedded-nul'
     sc = dt.Scenario(tmp_path, firmware, kernel=kernel, rng=rng)
     digest = dt.launch_digest(sc.firmware_bytes(), kernel, b'', raw)
     blob = sc.hmac_blob(digest, rng.randbytes(16))
@@ -71,6 +72,8 @@ def test_cmdline_b64_non_utf8(tmp_path, rng):
     dt.assert_valid(result)
     assert result['digests']['cmdline'] == dt.sha256_hex(raw + b'\0')
     dt.assert_refused(sc.ours(dt.b64(blob), cmdline_b64='not*base64'), 'unsupported', 2, 'cmdline_b64')
+    dt.assert_refused(sc.ours(dt.b64(blob), cmdline_b64=base64.b64encode(raw + b'\x00tail').decode()),
+                      'unsupported', 2, 'cmdline_b64 contains a NUL byte')
 
 
 @pytest.mark.parametrize('hash_table,snp_ok', [

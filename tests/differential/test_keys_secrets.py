@@ -103,7 +103,21 @@ def test_secrets(case, tmp_path, rng):
     if case['id'].startswith('secrets-aligned'):
         assert table_len % 16 == 0  # so a FULL 16-byte padding block follows
     has_area = case['fw'] in ('synthetic', 'amdsev-suffix')
-    assert any('secret area' in warning for warning in result['warnings']) is (not has_area)
+    relaxations = sc.secret_relaxations()
+    assert ('secret_address' in relaxations) is (not has_area)
+    assert relaxations.get('allow_secret_policy', []) == [
+        name for bit, name in ((0x1, 'DBG'), (0x2, 'KS')) if not case['policy'] & bit]
+    # Without the named relaxations ours refuses what the reference released:
+    # no usable secret area (config 4), then a policy without NODBG/NOKS (insecure 3).
+    blob = dt.base64.b64decode(result['computed_measurement'])
+    strict = sc.ours(dt.b64(blob), allow_secret_policy=[], secret_address=None)
+    if not has_area:
+        dt.assert_refused(strict, 'config', 4, 'no usable SEV secret area')
+        strict = sc.ours(dt.b64(blob), allow_secret_policy=[])
+    if relaxations.get('allow_secret_policy'):
+        dt.assert_refused(strict, 'insecure', 3, 'lacks')
+    else:
+        dt.assert_valid(strict)
 
 
 @pytest.mark.parametrize('case', params(SECRET_REFUSALS))
@@ -141,7 +155,7 @@ def test_secret_table_larger_than_secret_area(tmp_path, rng):
     """Disagreement: the firmware's secret area is 0x40 bytes and the table is bigger.
     The reference does not look; ours refuses (rc 2) after the match."""
     firmware = dt.synthetic_firmware(tmp_path / 'fw.fd', rng, secret_area=(0x80d000, 0x40))
-    sc = dt.Scenario(tmp_path / 'in', firmware, secrets=[('luks-key', rng.randbytes(100))], rng=rng)
+    sc = dt.Scenario(tmp_path / 'in', firmware, policy=0x3, secrets=[('luks-key', rng.randbytes(100))], rng=rng)
     blob, log = dt.reference_measure(sc, rng)
     out = tmp_path / 'out'
     out.mkdir()
@@ -149,7 +163,8 @@ def test_secret_table_larger_than_secret_area(tmp_path, rng):
     assert proc.returncode == 0, proc.stderr
     dt.assert_refused(sc.ours(dt.b64(blob)), 'unsupported', 2, 'secret area')
     # A table that fits is fine.
-    small = dt.Scenario(tmp_path / 'small', firmware, secrets=[('luks-key', b'abc')], tik=sc.tik, tek=sc.tek)
+    small = dt.Scenario(tmp_path / 'small', firmware, policy=0x3, secrets=[('luks-key', b'abc')], tik=sc.tik,
+                        tek=sc.tek)
     result = small.ours(dt.b64(blob))
     dt.assert_valid(result)
 
@@ -157,7 +172,7 @@ def test_secret_table_larger_than_secret_area(tmp_path, rng):
 def test_zero_keys(tmp_path, rng):
     """Disagreement: an all-zero TIK (a launch without a session: anyone can compute
     the MAC) and an all-zero TEK.  The reference accepts; ours refuses as insecure
-    (rc 3) unless insecure: true, and then agrees byte for byte."""
+    (rc 3), also with insecure: true (issue 10); with allow_zero_keys it agrees byte for byte."""
     zero = bytes(16)
     sc = dt.Scenario(tmp_path, dt.DEBIAN_FIRMWARE['OVMF_CODE'], tik=zero, tek=zero,
                      secrets=[('luks-key', b'k')])
@@ -167,7 +182,8 @@ def test_zero_keys(tmp_path, rng):
     proc = dt.run_reference(sc.ref_args(dt.b64(blob), secret_out=out))
     assert proc.returncode == 0, proc.stderr
     dt.assert_refused(sc.ours(dt.b64(blob)), 'insecure', 3, 'TIK')
-    result = sc.ours(dt.b64(blob), insecure=True)
+    dt.assert_refused(sc.ours(dt.b64(blob), insecure=True), 'insecure', 3, 'allow_zero_keys')
+    result = sc.ours(dt.b64(blob), allow_zero_keys=True)
     dt.assert_valid(result)
     ref_plain = dt.open_secret_packet((out / 'ref_header').read_text(), (out / 'ref_payload').read_text(),
                                       zero, zero, blob[:32])
