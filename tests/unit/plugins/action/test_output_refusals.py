@@ -129,3 +129,30 @@ def test_reference_dest_that_is_not_a_regular_file(basedir, no_hang, kind):
     assert result['failed'] is True and (result['reason'], result['rc']) == ('unsupported', 2), result
     assert result['msg'].startswith('dest: ') and 'not a regular file' in result['msg'], result['msg']
     assert unchanged(dest, before)
+
+
+# ---- sev_session through its action plugin (inputs found on the search path) ------------------------
+
+def test_session_output_that_is_an_input_found_on_the_search_path(tmp_path):
+    """cek_file 'cek.cert' is found in files/; session_file 'files/cek.cert' (from the playbook
+    directory) is that very file: refused, and the CEK is not replaced by a session."""
+    from ansible_collections.confidential.sev.plugins.module_utils.sev import certs, chain  # pylint: disable=import-outside-toplevel
+    from ansible_collections.confidential.sev.tests.platform import sev_firmware as fw  # pylint: disable=import-outside-toplevel
+    from ansible_collections.confidential.sev.tests.unit.plugins.action import test_sev_session as ts  # pylint: disable=import-outside-toplevel
+    platform = fw.EmulatedPlatform(api=(1, 55), build_id=21)
+    ark = certs.parse_amd_cert(platform.roots.ark_cert, 'ARK')[0]
+    ask = certs.parse_amd_cert(platform.roots.ask_cert, 'ASK')[0]
+    original = chain.pinned_roots
+    chain.pinned_roots = lambda: [('genoa', ark, ask)]
+    try:
+        (tmp_path / 'files').mkdir()
+        cek = platform.kds_cek()
+        (tmp_path / 'files' / 'cek.cert').write_bytes(cek)
+        (tmp_path / 'keys').mkdir()
+        result = ts.Harness(tmp_path).run(**ts.args_for(platform, session_file='files/cek.cert'))
+    finally:
+        chain.pinned_roots = original
+    assert result['failed'] is True and (result['reason'], result['rc']) == ('unsupported', 2), result
+    assert 'session_file is also the input cek_file' in result['msg'], result['msg']
+    assert (tmp_path / 'files' / 'cek.cert').read_bytes() == cek
+    assert os.listdir(tmp_path / 'keys') == []
