@@ -35,7 +35,8 @@ from ansible_collections.confidential.sev.tests.support import emulated_platform
 BIN = os.path.dirname(sys.executable)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # the collection under test: this checkout's, or another one's (e.g. the commit before a fix)
-COLLECTIONS = os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, 'build')
+COLLECTIONS = os.pathsep.join(os.path.abspath(path) for path in
+                              (os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, 'build')).split(os.pathsep))
 API = (1, 55, 21)
 POLICY = 0x3  # NODBG, NOKS; plain SEV: the stand-in measures firmware only (no VMSA)
 CALLBACKS = ('default', 'minimal', 'oneline', 'tree')
@@ -100,7 +101,7 @@ class Owner:
         self.platform = str(root / 'platform')
         subprocess.run([sys.executable, '-m', 'ansible_collections.confidential.sev.tests.platform.qemu_emulator',
                         'init', self.platform], check=True, capture_output=True,
-                       env=dict(os.environ, PYTHONPATH=COLLECTIONS))
+                       env=dict(os.environ, PYTHONPATH=COLLECTIONS.split(os.pathsep)[0]))
         self.export = os.path.join(self.platform, 'export')
         self.out = root / 'out'
         self.out.mkdir(mode=0o700)
