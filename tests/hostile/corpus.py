@@ -563,10 +563,10 @@ for option, place in PATH_OPTIONS.items():
     mismatch = {'measurement': b64(bytes(48))} if option == 'diagnose_firmware' else {}
     for label, make in list(NON_REGULAR.items()) + list(UNREADABLE.items()):
         expect = REFUSAL
-        if option == 'diagnose_firmware' and label != 'nul-byte':
-            # A candidate file that cannot be used is reported as such; the verdict stays a mismatch
-            # (a path that is no path at all is bad input).
-            expect = MISMATCH
+        if option == 'diagnose_firmware' and label in UNREADABLE and label != 'nul-byte':
+            # An optional diagnosis candidate that cannot be found may be reported as unusable
+            # (the verdict stays a mismatch) or refused; a non-regular file or a NUL is refused.
+            expect = REJECTED
         if option == 'initrd' and label == 'empty':
             continue
         validate_with('path/%s/%s' % (option, label), expect, (option,),
