@@ -82,7 +82,8 @@ def emulator_private(path):
     """True for the EMULATED platform's key store (STATE/platform) and guest memory (STATE/mem, RUNDIR/mem).
 
     STATE is recognised by its records/ and export/ siblings, a hypervisor's run
-    directory by its emulator/ and run/ siblings: nothing is excluded by name alone.
+    directory (where pmemsave writes guest memory) by its run/, qemu/ and lib/
+    siblings: nothing is excluded by name alone.
     """
     parts = os.path.realpath(path).split(os.sep)
     for i in range(len(parts) - 1, 0, -1):
@@ -91,7 +92,7 @@ def emulator_private(path):
                 and os.path.isdir(os.path.join(parent, 'export')):
             return True
         if parts[i] == 'mem' and (os.path.isdir(os.path.join(parent, 'records'))
-                                  or os.path.isdir(os.path.join(parent, 'emulator'))):
+                                  or all(os.path.isdir(os.path.join(parent, d)) for d in ('run', 'qemu', 'lib'))):
             return True
     return False
 

@@ -101,7 +101,7 @@ class Owner:
         self.platform = str(root / 'platform')
         subprocess.run([sys.executable, '-m', 'ansible_collections.confidential.sev.tests.platform.qemu_emulator',
                         'init', self.platform], check=True, capture_output=True,
-                       env=dict(os.environ, PYTHONPATH=COLLECTIONS.split(os.pathsep)[0]))
+                       env=dict(os.environ, PYTHONPATH=COLLECTIONS.split(os.pathsep, maxsplit=1)[0]))
         self.export = os.path.join(self.platform, 'export')
         self.out = root / 'out'
         self.out.mkdir(mode=0o700)

@@ -62,10 +62,18 @@ def test_emulated_key_store_and_guest_memory_are_excluded_by_structure(tmp_path)
     (state / 'records' / 'launch-1.json').write_bytes(SECRET.hex().encode())
     hits, files, _size = secret_scan.scan_tree(str(tmp_path), secret_scan.needles('s', SECRET))
     assert files == 1 and hits and 'records' in hits[0]
+    # a hypervisor run directory's mem/ (pmemsave dumps of guest memory)
+    rundir = tmp_path / 'sevh-x'
+    for sub in ('run', 'qemu', 'lib', 'mem'):
+        (rundir / sub).mkdir(parents=True)
+    (rundir / 'mem' / 'secret.bin').write_bytes(SECRET)
+    (rundir / 'lib' / 'dom.xml').write_bytes(SECRET)
+    hits, files, _size = secret_scan.scan_tree(str(tmp_path), secret_scan.needles('s', SECRET))
+    assert files == 2 and len(hits) == 2 and not any('secret.bin' in hit for hit in hits), hits
     # a directory merely called "platform" is not excluded
     (tmp_path / 'platform').mkdir()
     (tmp_path / 'platform' / 'x').write_bytes(SECRET)
-    assert len(secret_scan.scan_tree(str(tmp_path), secret_scan.needles('s', SECRET))[0]) == 2
+    assert len(secret_scan.scan_tree(str(tmp_path), secret_scan.needles('s', SECRET))[0]) == 3
 
 
 def test_capture_reads_a_temp_file_deleted_before_the_scan(tmp_path):
