@@ -18,6 +18,7 @@ from .hypervisor.domain_rules import apply_domain_rules
 from .hypervisor.launch_report import check_launch_info, from_host_report
 from .launch_record import ReplayError, claim_measurement
 from .sev import errors, policy as policy_mod
+from .sev.files import NotRegularFile
 from .sev.keys import load_keys
 from .sev.validation import ValidationRequest, validate
 from .sev.vmsa import DEFAULT_VARIANT, VARIANTS
@@ -185,9 +186,13 @@ def resolve_launch_inputs(params, fetch_report=None, controller_hostname=None, l
 
 def _resolve_candidate(resolve_path, path, index):
     """A diagnosis candidate that cannot be found stays as given: the
-    diagnosis reports it as not usable, and the verdict is not affected."""
+    diagnosis reports it as not usable, and the verdict is not affected.
+    One that is not a regular file (a device would be hashed forever) is a
+    usage error naming the option."""
     try:
         return resolve_path(path, 'diagnose_firmware[%d]' % index)
+    except NotRegularFile:
+        raise
     except errors.SevError:
         return path
 

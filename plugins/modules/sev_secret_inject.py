@@ -44,7 +44,7 @@ options:
     required: true
   address:
     description:
-      - Guest physical address to inject at. Needed when the firmware has no SEV secret area
+      - Guest physical address to inject at, never C(0). Needed when the firmware has no SEV secret area
         (RV(confidential.sev.sev_measurement_validate#module:firmware.secret_area) is null); by default QEMU uses
         the secret area from the firmware's footer table.
     type: int
@@ -161,6 +161,15 @@ def check_target(described, subject, expect_id=None):
                                     'packet was made for' % (subject, described['id'], expect_id))
 
 
+def check_address(address):
+    """An explicit injection address: 64-bit, never 0 (where a firmware without a secret area
+    would get the secret and never read it)."""
+    if address is not None and not 0 < address < 1 << 64:
+        raise UnsupportedUsage('address must be a 64-bit guest physical address other than 0 (0 is where QEMU '
+                               'puts a secret for a firmware without a secret area, which never reads it)')
+    return address
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -179,8 +188,7 @@ def main():
     known = {}
     try:
         check_packet(params['header'], params['payload'])
-        if params['address'] is not None and not 0 <= params['address'] < 1 << 64:
-            raise UnsupportedUsage('address must be a 64-bit guest physical address')
+        check_address(params['address'])
         conn = connection.open_connection(params['uri'])
         try:
             dom = connection.lookup_domain(conn, params['domain'])

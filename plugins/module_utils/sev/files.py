@@ -16,6 +16,10 @@ MAX_SMALL_FILE = 1 << 20
 VAULT_MAGIC = b'$ANSIBLE_VAULT'
 
 
+class NotRegularFile(UnsupportedUsage):
+    """The path names a device, FIFO, directory or socket: refused before reading."""
+
+
 def describe_path(path, secret=False):
     """How a message names a path: as given, or hidden for key and secret
     options, where a user may have pasted the key itself instead of a path."""
@@ -37,7 +41,7 @@ def open_regular(path, what, secret=False):
     if not isinstance(path, (str, bytes)) or not path:
         raise UnsupportedUsage('%s: a path is required' % what)
     if (b'\0' if isinstance(path, bytes) else '\0') in path:
-        raise UnsupportedUsage('%s: the path contains a NUL byte' % what)
+        raise NotRegularFile('%s: the path contains a NUL byte' % what)
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
                          | getattr(os, 'O_NOCTTY', 0))
@@ -47,7 +51,7 @@ def open_regular(path, what, secret=False):
     try:
         mode = os.fstat(handle).st_mode
         if not stat.S_ISREG(mode):
-            raise UnsupportedUsage('%s: %s is not a regular file (%s); refused before reading it'
+            raise NotRegularFile('%s: %s is not a regular file (%s); refused before reading it'
                                    % (what, shown, _kind(mode)))
         return os.fdopen(handle, 'rb')
     except BaseException:

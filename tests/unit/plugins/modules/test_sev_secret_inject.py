@@ -100,3 +100,15 @@ def test_check_target_refuses(before, expect_id, message):
         inject.check_target(before, "domain 'g'", expect_id)
     assert str(exc.value) == message
     assert connection.failure_result(exc.value)['error_kind'] == 'wrong_state'
+
+
+@pytest.mark.parametrize('address', [0, -1, 1 << 64])
+def test_address_zero_or_out_of_range_is_refused(address):
+    """Issue 10: address 0 was accepted (a secret written where no firmware reads it)."""
+    with pytest.raises(UnsupportedUsage, match='^address must be a 64-bit guest physical address other than 0'):
+        inject.check_address(address)
+
+
+@pytest.mark.parametrize('address', [None, 1, 0x800000, (1 << 64) - 1])
+def test_address_accepted(address):
+    assert inject.check_address(address) == address
