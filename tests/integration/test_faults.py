@@ -189,7 +189,8 @@ def test_each_step_failed_in_turn(emulated_hypervisors, ovmf, tmp_path, guests, 
             trigger.finish()
     record('faults: 10 guests on 3 hypervisors, each step failed in turn', '%.1fs' % run.seconds)
     assert run.rc != 0
-    assert [(t.fired, t.error) for t in triggers] == [('started', None), ('validated', None), ('injected', None)]
+    assert [(t.fired, t.error) for t in triggers] == [('started', None), ('validated', None), ('injected', None)], \
+        run.output[-8000:]
     owner.no_key_in(run.output)
     # (the guest started before the run ran without validation by construction: it is the untouched one)
     invariant(emulated_hypervisors, set(names.values()) - {names['early']}, owner)
