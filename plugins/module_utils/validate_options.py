@@ -49,7 +49,7 @@ ARGUMENT_SPEC = dict(
         guid=dict(type='str', required=True),
         path=dict(type='path', required=True),
     )),
-    secret_address=dict(type='int'),
+    secret_address=dict(type='int', no_log=False),
     allow_secret_policy=dict(type='list', elements='str', default=[], choices=['DBG', 'KS']),
     allow_zero_keys=dict(type='bool', default=False),
     secret_header_file=dict(type='path'),

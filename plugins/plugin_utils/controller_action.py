@@ -38,11 +38,9 @@ def _option_values(spec, params, prefix=''):
         label = prefix + name
         if entry.get('options') and entry.get('type') == 'list':
             for index, item in enumerate(value if isinstance(value, list) else []):
-                for found in _option_values(entry['options'], item, '%s[%d].' % (label, index)):
-                    yield found
+                yield from _option_values(entry['options'], item, '%s[%d].' % (label, index))
         elif entry.get('options') and entry.get('type') == 'dict':
-            for found in _option_values(entry['options'], value, label + '.'):
-                yield found
+            yield from _option_values(entry['options'], value, label + '.')
         else:
             yield label, entry, value
 
@@ -79,7 +77,7 @@ class ControllerAction(ActionBase):
 
     @classmethod
     def _is_secret_option(cls, what):
-        return str(what).split('[')[0].split('.')[0] in cls.SECRET_PATH_OPTIONS
+        return str(what).split('[', maxsplit=1)[0].split('.', maxsplit=1)[0] in cls.SECRET_PATH_OPTIONS
 
     def _find(self, path, what, secret=False):
         try:

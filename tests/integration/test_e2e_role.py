@@ -305,7 +305,10 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
     for hv, label in ((hv1, 'firmware'), (hv1, 'vcpus'), (hv1, 'tik'), (hv2, 'kernel'), (hv2, 'initrd'),
                       (hv2, 'cmdline')):
         outcome = out(hv, label)
-        assert (outcome['reason'], int(outcome['rc']), outcome['failed_task']) == ('mismatch', 1, VALIDATE_TASK), \
+        # The generic Debian OVMF the owner trusts here has no secret area: with secrets, refused
+        # (config, 4) before anything is hashed (issue 10), still at validation.
+        expected = ('config', 4) if label == 'firmware' else ('mismatch', 1)
+        assert (outcome['reason'], int(outcome['rc']), outcome['failed_task']) == expected + (VALIDATE_TASK,), \
             (label, outcome)
         assert outcome['destroyed'] is True and 'was destroyed' in outcome['msg'], (label, outcome)
         rec = refused(hv, dom(hv, label), outcome)

@@ -46,13 +46,13 @@ def open_regular(path, what, secret=False):
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
                          | getattr(os, 'O_NOCTTY', 0))
     except (OSError, ValueError) as exc:
-        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, shown, getattr(exc, 'strerror', None)
-                                                              or type(exc).__name__))
+        reason = getattr(exc, 'strerror', None) or type(exc).__name__
+        raise UnsupportedUsage('%s: cannot read %s: %s' % (what, shown, reason))
     try:
         mode = os.fstat(handle).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile('%s: %s is not a regular file (%s); refused before reading it'
-                                   % (what, shown, _kind(mode)))
+                                 % (what, shown, _kind(mode)))
         return os.fdopen(handle, 'rb')
     except BaseException:
         os.close(handle)

@@ -18,8 +18,9 @@ import signal
 
 import pytest
 
-from ansible_collections.confidential.sev.tests.unit.plugins.action.test_sev_measurement_validate import (
-    SECRET, TIK, Harness, assert_clean_failure, base_args, vault_dir,  # pylint: disable=unused-import
+# vault_dir is a fixture, used by name.
+from ansible_collections.confidential.sev.tests.unit.plugins.action.test_sev_measurement_validate import (  # pylint: disable=unused-import
+    SECRET, TIK, Harness, assert_clean_failure, base_args, vault_dir,
 )
 
 CASE_SECONDS = 10

@@ -284,7 +284,6 @@ def test_firmware_never_from_a_local_host_even_insecure(loader):
     assert str(exc.value) == FROM_HOST_REFUSED % 'firmware'
 
 
-
 def test_kernel_and_initrd_from_a_remote_host_are_unsupported():
     hashed = info(kernel_hashes='yes', direct_boot=True)
     with pytest.raises(UnsupportedUsage, match='^kernel not given: give the trusted file on the controller'):
