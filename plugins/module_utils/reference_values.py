@@ -114,6 +114,9 @@ def parse_cpu_sku(text):
     try:
         if len(parts) != 3:
             raise ValueError(value)
+        # ASCII only: int() would read other scripts' digits too
+        if not all(policy_mod.is_integer_text(part) for part in parts):
+            raise ValueError(value)
         family, model, stepping = (int(part.strip(), 0) for part in parts)
     except ValueError:
         raise UnsupportedUsage(

@@ -22,6 +22,7 @@ from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import
 from ansible_collections.confidential.sev.plugins.module_utils.sev.files import (
     VAULT_MAGIC, check_not_vault, describe_path, read_small_file,
 )
+from ansible_collections.confidential.sev.plugins.module_utils.sev.policy import is_integer_text, shown
 
 # No option of this collection holds an integer wider than a guest physical
 # address; bigger ones (a 5,000-digit string) are typos or attacks, and Python
@@ -43,6 +44,46 @@ def _option_values(spec, params, prefix=''):
             yield from _option_values(entry['options'], value, label + '.')
         else:
             yield label, entry, value
+
+
+def _check_raw_lists(spec, args, prefix=''):
+    """A list of mappings given as anything but a list (a string such as
+    'luks-key') is refused naming the option: Ansible's own message ('dictionary
+    requested, could not parse JSON or key=value') names none. The value is never
+    shown (it may be a secret option)."""
+    if not isinstance(args, dict):
+        return
+    for name, entry in spec.items():
+        value = args.get(name)
+        if value is None or not entry.get('options'):
+            continue
+        label = prefix + name
+        if entry.get('type') == 'list' and entry.get('elements') == 'dict':
+            if not isinstance(value, list):
+                raise UnsupportedUsage('%s must be a list of mappings (each with its own options), got a %s'
+                                       % (label, type(value).__name__))
+            for index, item in enumerate(value):
+                _check_raw_lists(entry['options'], item, '%s[%d].' % (label, index))
+        elif entry.get('type') == 'dict':
+            _check_raw_lists(entry['options'], value, label + '.')
+
+
+def check_raw_integers(spec, args):
+    """Refuse, naming the option, an integer option given as a boolean or as text
+    that is not an integer in ASCII digits. Runs on the task's arguments before
+    Ansible converts them: its type='int' conversion is int(), which reads
+    other scripts' digits ('\u0662\u0664' as 24), and takes True as 1."""
+    for label, entry, value in _option_values(spec, args):
+        kind, elements = entry.get('type'), entry.get('elements')
+        if kind != 'int' and elements != 'int':
+            continue
+        values = value if kind == 'list' and isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                raise UnsupportedUsage('%s: a boolean (%s), not an integer' % (label, item))
+            if isinstance(item, str) and not is_integer_text(item):
+                raise UnsupportedUsage('%s: %s is not an integer written in ASCII digits (or hex with 0x)'
+                                       % (label, shown(item)))
 
 
 def check_option_bounds(spec, params):
@@ -120,6 +161,12 @@ class ControllerAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ControllerAction, self).run(tmp, task_vars)
         del tmp
+        try:
+            _check_raw_lists(self.ARGUMENT_SPEC, self._task.args)
+            check_raw_integers(self.ARGUMENT_SPEC, self._task.args)
+        except SevError as exc:
+            result.update(self._failure(exc.reason, str(exc)))
+            return result
         try:
             dummy, params = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC, **self.VALIDATION_RULES)
         except AnsibleActionFail as exc:

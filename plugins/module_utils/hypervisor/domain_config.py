@@ -12,6 +12,7 @@ with ``insecure``, as validation input).
 from __future__ import annotations
 
 from ..sev.errors import IncorrectConfig, InsecureUsage, UnsupportedUsage
+from ..sev.policy import is_integer_text
 
 try:
     from lxml import etree
@@ -80,13 +81,26 @@ def _int(value, what, base=0, limit=None, low=0):
     if len(text) > MAX_INT_TEXT:
         raise UnsupportedUsage('%s is not an integer of at most %d characters (%d given)'
                                % (what, MAX_INT_TEXT, len(text)))
-    try:
-        number = int(text, base)
-    except ValueError:
+    # ASCII digits only: int() reads other scripts' digits too, which libvirt never writes
+    if not is_integer_text(text, base):
         raise UnsupportedUsage('%s is not an integer: %r' % (what, text))
+    number = int(text, base)
     if limit is not None and not low <= number <= limit:
         raise UnsupportedUsage('%s = %d is outside %d..%d' % (what, number, low, limit))
     return number
+
+
+def _present_text(nodes, what):
+    """The text of the first of ``nodes``, None when there is none; an element
+    present but empty is refused (libvirt never writes one: <policy></policy>
+    is not 'no policy')."""
+    if not nodes:
+        return None
+    if len(nodes) > 1:
+        raise UnsupportedUsage('the domain XML has %d <%s> elements where libvirt writes one' % (len(nodes), what))
+    if nodes[0].text is None or not nodes[0].text.strip():
+        raise UnsupportedUsage('the domain XML has an empty <%s>' % what)
+    return nodes[0].text
 
 
 def launch_config(domain_xml):
@@ -95,6 +109,11 @@ def launch_config(domain_xml):
     if doc.tag != 'domain':
         raise UnsupportedUsage('the domain XML has root <%s>, not <domain>' % doc.tag)
     security = doc.xpath('/domain/launchSecurity')
+    # libvirt's schema allows one <launchSecurity>; with two, which one QEMU got is
+    # anyone's guess (a second one with policy 0x0 could hide behind the first)
+    if len(security) > 1:
+        raise UnsupportedUsage('the domain XML has %d <launchSecurity> elements; libvirt writes at most one'
+                               % len(security))
     sev = doc.xpath("/domain/launchSecurity[@type='sev']")
     loaders = doc.xpath('/domain/os/loader')
     vcpu = doc.xpath('/domain/vcpu')
@@ -106,12 +125,12 @@ def launch_config(domain_xml):
         'launch_security_count': len(security),
         'sev_count': len(sev),
         # libvirt reads <policy> as hex, with or without 0x.
-        'policy': _int(_text(sev[0].xpath('policy')), 'launchSecurity policy', 16, 0xffffffff) if sev else None,
+        'policy': _int(_present_text(sev[0].xpath('policy'), 'policy'), 'launchSecurity policy', 16, 0xffffffff) if sev else None,
         'kernel_hashes': (sev[0].get('kernelHashes') == 'yes') if sev else False,
         'kernel_hashes_attribute': sev[0].get('kernelHashes') if sev else None,
-        'cbitpos': _int(_text(sev[0].xpath('cbitpos')), 'cbitpos', limit=CBITPOS_RANGE[1],
+        'cbitpos': _int(_present_text(sev[0].xpath('cbitpos'), 'cbitpos'), 'cbitpos', limit=CBITPOS_RANGE[1],
                         low=CBITPOS_RANGE[0]) if sev else None,
-        'reduced_phys_bits': _int(_text(sev[0].xpath('reducedPhysBits')), 'reducedPhysBits',
+        'reduced_phys_bits': _int(_present_text(sev[0].xpath('reducedPhysBits'), 'reducedPhysBits'), 'reducedPhysBits',
                                   limit=REDUCED_PHYS_BITS_RANGE[1], low=REDUCED_PHYS_BITS_RANGE[0]) if sev else None,
         'dh_cert_count': len(sev[0].xpath('dhCert')) if sev else 0,
         'session_count': len(sev[0].xpath('session')) if sev else 0,
@@ -125,7 +144,7 @@ def launch_config(domain_xml):
         'initrd': _text(doc.xpath('/domain/os/initrd')),
         'cmdline': _text(doc.xpath('/domain/os/cmdline')),
         'direct_boot_count': len(doc.xpath('/domain/os/kernel | /domain/os/initrd | /domain/os/cmdline')),
-        'vcpus_max': _int(_text(vcpu), 'vcpu count', limit=MAX_VCPUS, low=1),
+        'vcpus_max': _int(_present_text(vcpu, 'vcpu'), 'vcpu count', limit=MAX_VCPUS, low=1),
         'vcpus_current': _int(vcpu[0].get('current'), 'vcpu current', limit=MAX_VCPUS, low=1) if vcpu else None,
         'cpu_mode': doc.xpath('/domain/cpu')[0].get('mode') if doc.xpath('/domain/cpu') else None,
         'cpu_model': _text(doc.xpath('/domain/cpu/model')),

@@ -19,6 +19,8 @@ requirements on them mean something only once the measurement has matched.
 
 from __future__ import annotations
 
+import re
+
 from .errors import IncorrectConfig, InsecureUsage, UnsupportedUsage
 
 FLAG_BITS = {'NODBG': 0, 'NOKS': 1, 'ES': 2, 'NOSEND': 3, 'DOMAIN': 4, 'SEV': 5}
@@ -33,6 +35,34 @@ def shown(value, limit=40):
         return 'an integer of %d bits' % value.bit_length()
     text = repr(value) if isinstance(value, (str, bytes, int, float, bool, type(None))) else type(value).__name__
     return text if len(text) <= limit else text[:limit] + '... (%d characters)' % len(text)
+
+
+# What an integer given as text may look like: ASCII decimal digits, or hex
+# with 0x (base 0), or hex with or without 0x (base 16, libvirt's <policy>).
+# Python's int() also takes digits of other scripts ('\u0662\u0664' is 24),
+# full-width digits, underscores and Unicode spaces, which no SEV tool, libvirt
+# or YAML writes: a value that only int() reads as a number is refused.
+_INTEGER_TEXT = {
+    0: re.compile(r'[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)', re.ASCII),
+    10: re.compile(r'[+-]?[0-9]+', re.ASCII),
+    16: re.compile(r'[+-]?(?:0[xX])?[0-9a-fA-F]+', re.ASCII),
+}
+_ASCII_SPACE = ' \t\r\n'
+
+
+def is_integer_text(text, base=0):
+    """Whether the string ``text`` (ASCII spaces around allowed) is an integer
+    written in ASCII for int(text, base), base 0, 10 or 16."""
+    return isinstance(text, str) and _INTEGER_TEXT[base].fullmatch(text.strip(_ASCII_SPACE)) is not None
+
+
+def parse_integer_text(text, what, base=0):
+    """int(text, base) for an integer written in ASCII only; anything else
+    (other scripts' digits included) is refused, naming ``what``."""
+    if not is_integer_text(text, base):
+        raise UnsupportedUsage('%s is not an integer written in ASCII digits%s, got %s'
+                               % (what, ' (or hex with 0x)' if base == 0 else '', shown(text)))
+    return int(text.strip(_ASCII_SPACE), base)
 
 
 def check_byte(name, value):
