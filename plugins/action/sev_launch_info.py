@@ -23,6 +23,13 @@ class ActionModule(ActionBase):
         del tmp
         module_result = self._execute_module(module_name='confidential.sev.sev_launch_info',
                                              module_args=self._task.args, task_vars=task_vars)
+        contradiction = self_contradiction(module_result)
+        if contradiction:
+            # a result that is failed and not failed at once is no honest host failure:
+            # the host's data does not check out (as for a report that does not)
+            result.update(failure_result(UnsupportedUsage(contradiction)))
+            result['msg'] = 'the host returned data that does not check out: %s' % contradiction
+            return result
         if (not isinstance(module_result, dict) or module_result.get('failed') or module_result.get('skipped')
                 or 'report' not in module_result):
             result.update(host_failure(module_result))
@@ -50,6 +57,30 @@ class ActionModule(ActionBase):
 HOST_FAILURE_REASONS = ('unsupported', 'state', 'error')
 HOST_ERROR_KINDS = ('unreachable', 'unknown_domain', 'wrong_state', 'sev_unsupported', 'libvirt')
 MAX_HOST_MESSAGE = 2000
+
+
+# What a failed result may not claim at the same time: success or a verdict
+# (rc 1 alone is no claim: a module that crashed exits 1).
+HOST_VERDICT_REASONS = ('ok', 'mismatch', 'valid')
+
+
+def self_contradiction(module_result):
+    """Why a failed host result contradicts itself (it claims rc 0, a success or
+    verdict reason, or valid: true), or None."""
+    if not isinstance(module_result, dict) or not module_result.get('failed'):
+        return None
+    claims = []
+    rc = module_result.get('rc')
+    if rc == 0 and not isinstance(rc, bool):
+        claims.append('rc 0')
+    reason = module_result.get('reason')
+    if isinstance(reason, str) and reason in HOST_VERDICT_REASONS:
+        claims.append('reason %r' % reason)
+    if module_result.get('valid') is True:
+        claims.append('valid: true')
+    if not claims:
+        return None
+    return 'the module result is failed and claims %s' % ', '.join(claims)
 
 
 def host_failure(module_result):

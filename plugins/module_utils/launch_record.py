@@ -56,6 +56,9 @@ def now():
 
 # ---- paths -----------------------------------------------------------------------------------
 
+NAME_MAX = 255
+
+
 def _component(value, what):
     """A path component from an inventory host name: safe characters kept, others %XX."""
     if not isinstance(value, str) or not value:
@@ -64,6 +67,11 @@ def _component(value, what):
                    ''.join('%%%02X' % byte for byte in char.encode('utf-8')) for char in value)
     if safe in ('.', '..'):
         safe = safe.replace('.', '%2E')
+    # one directory name: the file system takes at most NAME_MAX (255) bytes
+    # (a DNS name has at most 253 characters)
+    if len(safe) > NAME_MAX:
+        raise UnsupportedUsage('%s is %d characters long, %d once escaped for a directory name, more than the %d '
+                               'a directory name may have' % (what, len(value), len(safe), NAME_MAX))
     return safe
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import launch_record as store
 from .sev.errors import SevError, UnsupportedUsage, failure_result
+from .sev.policy import shown
 
 ARGUMENT_SPEC = dict(
     state_dir=dict(type='path', required=True),
@@ -62,9 +63,22 @@ def _fields(params):
     return fields
 
 
+def _check_counts(params):
+    """An active domain's libvirt ID is >= 1 (-1 means inactive, 0 is the host
+    itself under Xen, never a QEMU guest); a count of secrets is >= 0."""
+    domain_id = params.get('domain_id')
+    if domain_id is not None and (isinstance(domain_id, bool) or not isinstance(domain_id, int) or domain_id < 1):
+        raise UnsupportedUsage('domain_id must be the running domain\'s ID, an integer of at least 1, got %s'
+                               % shown(domain_id))
+    count = params.get('secret_count')
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise UnsupportedUsage('secret_count must be an integer of at least 0, got %s' % shown(count))
+
+
 def run_record(params, check_mode=False):
     """Options -> result dict; never raises a SevError."""
     try:
+        _check_counts(params)
         params = dict(params, domain_uuid=store.canonical_uuid(params['domain_uuid']))
         exists = store.check_state_dir(params['state_dir'], create=not check_mode and params['state'] != 'query')
         state = params['state']

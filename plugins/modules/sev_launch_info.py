@@ -62,6 +62,14 @@ options:
     default: false
 notes:
   - libvirt cannot tell a domain started paused and never resumed from one paused later; RV(paused) is the state only.
+  - The host is not trusted, so the controller sets the failure class of a failed result. An honest host failure
+    (libvirt unreachable, unknown domain, wrong state, no SEV) keeps its class (V(unsupported), V(state) or
+    V(error)) and the host's bounded message, prefixed C(sev_launch_info failed on the host). A result that
+    contradicts itself (failed, yet claiming rc 0, reason V(ok), V(mismatch) or V(valid), or C(valid=true)) is host
+    data that does not check out, like a malformed report - reason V(unsupported), rc 2, message
+    C(the host returned data that does not check out).
+  - A report with a field that does not check out (a number in other than ASCII digits, an empty C(<policy>),
+    two C(<launchSecurity>) elements, out-of-range values) is refused the same way, naming the field.
 seealso:
   - module: confidential.sev.sev_measurement_validate
   - module: confidential.sev.sev_domain
@@ -85,6 +93,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+reason:
+  description:
+    - On failure, the class the controller gives it (never the host's claim alone) - V(unsupported) (also for host
+      data that does not check out, a self-contradicting failed result included), V(state) or V(error).
+  type: str
+  returned: on failure
+rc:
+  description: On failure, the exit code of RV(reason) - 2 (unsupported), 5 (state) or 6 (error).
+  type: int
+  returned: on failure
 measurement:
   description: The launch measurement, base64 of 48 bytes.
   type: str
