@@ -59,20 +59,18 @@ HOST_ERROR_KINDS = ('unreachable', 'unknown_domain', 'wrong_state', 'sev_unsuppo
 MAX_HOST_MESSAGE = 2000
 
 
-# What a failed result may not claim at the same time: success or a verdict
-# (rc 1 alone is no claim: a module that crashed exits 1).
+# What a failed result may not claim at the same time: success or a verdict.
+# Its rc alone is no claim (the controller sets rc from the class; a module
+# that crashed exits 1), and a reason that is no string is ignored, as ever.
 HOST_VERDICT_REASONS = ('ok', 'mismatch', 'valid')
 
 
 def self_contradiction(module_result):
-    """Why a failed host result contradicts itself (it claims rc 0, a success or
+    """Why a failed host result contradicts itself (it claims a success or
     verdict reason, or valid: true), or None."""
     if not isinstance(module_result, dict) or not module_result.get('failed'):
         return None
     claims = []
-    rc = module_result.get('rc')
-    if rc == 0 and not isinstance(rc, bool):
-        claims.append('rc 0')
     reason = module_result.get('reason')
     if isinstance(reason, str) and reason in HOST_VERDICT_REASONS:
         claims.append('reason %r' % reason)

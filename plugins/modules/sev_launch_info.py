@@ -65,7 +65,7 @@ notes:
   - The host is not trusted, so the controller sets the failure class of a failed result. An honest host failure
     (libvirt unreachable, unknown domain, wrong state, no SEV) keeps its class (V(unsupported), V(state) or
     V(error)) and the host's bounded message, prefixed C(sev_launch_info failed on the host). A result that
-    contradicts itself (failed, yet claiming rc 0, reason V(ok), V(mismatch) or V(valid), or C(valid=true)) is host
+    contradicts itself (failed, yet claiming reason V(ok), V(mismatch) or V(valid), or C(valid=true)) is host
     data that does not check out, like a malformed report - reason V(unsupported), rc 2, message
     C(the host returned data that does not check out).
   - A report with a field that does not check out (a number in other than ASCII digits, an empty C(<policy>),

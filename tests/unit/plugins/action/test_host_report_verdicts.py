@@ -44,6 +44,20 @@ def run(tmp_path, **args):
 @pytest.mark.parametrize('claimed', [
     {'rc': 0, 'reason': 'ok'},
     {'rc': 1, 'reason': 'mismatch', 'valid': True},
+    {'rc': 1, 'valid': True},
+])
+def test_a_failed_host_result_that_claims_success_does_not_check_out(host, tmp_path, claimed):
+    # failed and ok at once is no honest host failure: host data that does not check out
+    host.result = dict(claimed, failed=True, changed=True, msg='libvirt said no')
+    result = run(tmp_path, domain='sev-guest')
+    assert result['failed'] is True and result['changed'] is False, result
+    assert (result['reason'], result['rc']) == ('unsupported', 2), result
+    assert 'valid' not in result
+    assert result['msg'].startswith('the host returned data that does not check out: the module result is failed '
+                                    'and claims '), result
+
+
+@pytest.mark.parametrize('claimed', [
     {'rc': 'zero', 'reason': ['ok']},
     {'reason': 'insecure'},
     {},

@@ -174,3 +174,19 @@ def test_min_build_id(build_id, minimum, ok):
         with pytest.raises(InsecureUsage, match='build id %d is older than the required %d'
                            % (build_id, minimum)):
             call()
+
+
+@pytest.mark.parametrize('text, base, expected', [
+    ('24', 0, True), (' 0x7 ', 0, True), ('-1', 10, True), ('7', 16, True), ('0x0007', 16, True),
+    ('\u0662\u0664', 0, False), ('\uff11\uff15', 10, False), ('\u0667', 16, False), ('1_000', 0, False),
+    ('0x', 0, False), ('', 0, False), ('\u00a07', 10, False), ('7\0', 10, False), (7, 10, False),
+])
+def test_integer_text_is_ascii_only(text, base, expected):
+    # Python's int() reads every one of the non-ASCII forms above as a number
+    assert pol.is_integer_text(text, base) is expected
+
+
+def test_parse_integer_text_names_the_value():
+    assert pol.parse_integer_text(' 0x1f', 'cbitpos') == 31
+    with pytest.raises(UnsupportedUsage, match='build_id is not an integer'):
+        pol.parse_integer_text('\u0661', 'build_id')
