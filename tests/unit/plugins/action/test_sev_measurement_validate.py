@@ -351,12 +351,14 @@ def test_unexpected_exception_is_error_rc_6_without_traceback(basedir, monkeypat
                              'simulated internal failure')
 
 
-def test_write_failure_is_error_rc_6(basedir):
+def test_unwritable_output_is_refused_before_anything_is_written(basedir):
+    """Issue 10: a failed output write was rc 6 and could leave a header without its payload."""
     args = with_secret(basedir)
-    args['secret_header_file'] = str(basedir / 'no-such-dir' / 'h.b64')
+    args['secret_payload_file'] = str(basedir / 'no-such-dir' / 'p.b64')
     result = Harness(basedir).run(**args)
-    assert_clean_failure(result, 'error', 6)
-    assert 'FileNotFoundError' in result['msg']
+    assert_clean_failure(result, 'unsupported', 2)
+    assert result['msg'].startswith('secret_payload_file: the directory '), result['msg']
+    assert os.listdir(basedir / 'out') == []
 
 
 # ---- end to end: ansible-playbook ----------------------------------------------------------
