@@ -117,7 +117,7 @@ def parse_cpu_sku(text):
         # ASCII only: int() would read other scripts' digits too
         if not all(policy_mod.is_integer_text(part) for part in parts):
             raise ValueError(value)
-        family, model, stepping = (int(part.strip(), 0) for part in parts)
+        family, model, stepping = (policy_mod.integer_from_text(part) for part in parts)
     except ValueError:
         raise UnsupportedUsage(
             'cpu_skus: %r is neither a known CPU (%s) nor FAMILY/MODEL/STEPPING such as 25/1/1'

@@ -12,7 +12,7 @@ with ``insecure``, as validation input).
 from __future__ import annotations
 
 from ..sev.errors import IncorrectConfig, InsecureUsage, UnsupportedUsage
-from ..sev.policy import is_integer_text
+from ..sev.policy import integer_from_text, is_integer_text
 
 try:
     from lxml import etree
@@ -84,7 +84,7 @@ def _int(value, what, base=0, limit=None, low=0):
     # ASCII digits only: int() reads other scripts' digits too, which libvirt never writes
     if not is_integer_text(text, base):
         raise UnsupportedUsage('%s is not an integer: %r' % (what, text))
-    number = int(text, base)
+    number = integer_from_text(text, base)
     if limit is not None and not low <= number <= limit:
         raise UnsupportedUsage('%s = %d is outside %d..%d' % (what, number, low, limit))
     return number

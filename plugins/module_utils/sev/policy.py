@@ -62,7 +62,16 @@ def parse_integer_text(text, what, base=0):
     if not is_integer_text(text, base):
         raise UnsupportedUsage('%s is not an integer written in ASCII digits%s, got %s'
                                % (what, ' (or hex with 0x)' if base == 0 else '', shown(text)))
-    return int(text.strip(_ASCII_SPACE), base)
+    return integer_from_text(text, base)
+
+
+def integer_from_text(text, base=0):
+    """int() of a string that is_integer_text() accepted.  Base 0 reads 0x-hex
+    or decimal, never octal: '07' is 7 (int('07', 0) would raise)."""
+    text = text.strip(_ASCII_SPACE)
+    if base == 0:
+        base = 16 if text.lstrip('+-')[:2] in ('0x', '0X') else 10
+    return int(text, base)
 
 
 def check_byte(name, value):

@@ -190,3 +190,10 @@ def test_parse_integer_text_names_the_value():
     assert pol.parse_integer_text(' 0x1f', 'cbitpos') == 31
     with pytest.raises(UnsupportedUsage, match='build_id is not an integer'):
         pol.parse_integer_text('\u0661', 'build_id')
+
+
+@pytest.mark.parametrize('text, value', [('07', 7), ('010', 10), ('0x10', 16), ('+0X1f', 31), (' -08 ', -8), ('0', 0)])
+def test_integer_text_is_decimal_or_hex_never_octal(text, value):
+    # int('07', 0) raises ValueError: found by tests/fuzz (a host XML <policy>07</policy>)
+    assert pol.integer_from_text(text) == value
+    assert pol.parse_integer_text(text, 'policy') == value
