@@ -18,6 +18,7 @@ from .hypervisor.domain_rules import apply_domain_rules
 from .hypervisor.launch_report import check_launch_info, from_host_report
 from .launch_record import ReplayError, claim_measurement
 from .sev import errors, policy as policy_mod
+from .sev.digest_cache import DigestCache
 from .sev.files import NotRegularFile
 from .sev.keys import load_keys
 from .sev.validation import ValidationRequest, validate
@@ -68,6 +69,10 @@ ARGUMENT_SPEC = dict(
     ignore_config=dict(type='bool', default=False),
     diagnose=dict(type='bool', default=True),
     diagnose_firmware=dict(type='list', elements='path', default=[]),
+    firmware_sha256=dict(type='str'),
+    kernel_sha256=dict(type='str'),
+    initrd_sha256=dict(type='str'),
+    digest_cache=dict(type='path'),
 )
 
 # Without a domain, the reported launch state and the firmware must be given.
@@ -83,7 +88,8 @@ REQUIRED_TOGETHER = [('tik', 'tek'), ('secret_header_file', 'secret_payload_file
                      ('cpu_family', 'cpu_model', 'cpu_stepping')]
 REQUIRED_ONE_OF = [('tk', 'tik')]
 REQUIRED_BY = {'initrd': 'kernel', 'cmdline': 'kernel', 'cmdline_b64': 'kernel',
-               'vmsa_cpu1': 'vmsa_cpu0', 'replay_context': 'replay_dir'}
+               'vmsa_cpu1': 'vmsa_cpu0', 'replay_context': 'replay_dir',
+               'kernel_sha256': 'kernel', 'initrd_sha256': 'initrd'}
 VALIDATION_RULES = dict(mutually_exclusive=MUTUALLY_EXCLUSIVE, required_together=REQUIRED_TOGETHER,
                         required_one_of=REQUIRED_ONE_OF, required_by=REQUIRED_BY)
 
@@ -145,7 +151,9 @@ def build_request(params, read_file):
         diagnose_firmware=params.get('diagnose_firmware') or [],
         secret_address=params.get('secret_address'),
         allow_secret_policy=params.get('allow_secret_policy') or [],
-        allow_zero_keys=bool(params.get('allow_zero_keys')))
+        allow_zero_keys=bool(params.get('allow_zero_keys')),
+        firmware_sha256=params.get('firmware_sha256'), kernel_sha256=params.get('kernel_sha256'),
+        initrd_sha256=params.get('initrd_sha256'))
 
 
 FAILURE_HINTS = {
@@ -197,18 +205,39 @@ def _resolve_candidate(resolve_path, path, index):
         return path
 
 
+def _cache_report(cache, before, warnings_before, result):
+    """This validation's share of the cache's counters, and its new warnings."""
+    if cache is None:
+        return result
+    after = cache.stats()
+    result['digest_cache'] = dict((key, after[key] - before[key]) for key in after)
+    if len(cache.warnings) > warnings_before:
+        result['warnings'] = list(result.get('warnings') or []) + cache.warnings[warnings_before:]
+    return result
+
+
 def run_validation(params, read_file, resolve_path=None, fetch_report=None, controller_hostname=None, local=None,
-                   check_mode=False):
+                   check_mode=False, digest_cache=None):
     """Options -> result dict (never raises a SevError; the caller maps
     anything else to reason 'error').  Files are not written here, except the
-    seen-measurement record in ``replay_dir`` (not in ``check_mode``).
+    seen-measurement record in ``replay_dir`` and the digest cache file (not
+    in ``check_mode``).
 
     ``resolve_path(path, what)`` turns a firmware/kernel/initrd option into a
     path to stream (default: as given); ``fetch_report(uri, domain)`` returns
     the raw host report for ``domain`` (see hypervisor.connection); ``local``
     is (whether the hypervisor is the controller, why), see locality.py.
+    ``digest_cache``: a sev.digest_cache.DigestCache to share between many
+    validations (default: one made from the ``digest_cache`` option, a path,
+    when given, else none).  With a cache, the result has ``digest_cache``:
+    this validation's hits, misses and hashed bytes.
     """
+    cache, before, warnings_before = digest_cache, None, 0
     try:
+        if cache is None and params.get('digest_cache') is not None:
+            cache = DigestCache(params['digest_cache'], read_only=check_mode)
+        if cache is not None:
+            before, warnings_before = cache.stats(), len(cache.warnings)
         params, notes = resolve_launch_inputs(params, fetch_report, controller_hostname, local)
         if resolve_path is not None:
             for name in ('firmware', 'kernel', 'initrd'):
@@ -217,16 +246,16 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
             params['diagnose_firmware'] = [_resolve_candidate(resolve_path, path, index)
                                            for index, path in enumerate(params.get('diagnose_firmware') or [])]
         request = build_request(params, read_file)
-        result = validate(request).as_dict()
+        result = validate(request, cache).as_dict()
         if result['valid'] and params.get('replay_dir') is not None:
             # Only a measurement that matched is claimed: a mismatch proves nothing to remember.
             result['replay'] = claim_measurement(params['replay_dir'], request.keys.tik, request.measurement,
                                                  params.get('replay_context'), check_mode)
     except ReplayError as exc:
-        return failure(exc.reason, str(exc), {'replayed': True})
+        return _cache_report(cache, before, warnings_before, failure(exc.reason, str(exc), {'replayed': True}))
     except errors.SevError as exc:
         # A libvirt failure keeps its classification (error_kind, libvirt_code, libvirt_call).
-        return dict(failure_result(exc), valid=False)
+        return _cache_report(cache, before, warnings_before, dict(failure_result(exc), valid=False))
     if notes:
         result['notes'] = notes
     for key in ('computed_measurement', 'secret_header', 'secret_payload', 'diagnosis'):
@@ -234,6 +263,7 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
             result.pop(key, None)
     if not params.get('secrets') and result['valid'] and (params.get('domain') or params.get('launch_info')):
         result['warnings'] = list(result.get('warnings') or []) + [NO_SECRETS_WARNING]
+    _cache_report(cache, before, warnings_before, result)
     if not result['valid']:
         # No computed MEASURE on a mismatch (as_dict never holds one): it
         # would be a MAC over a host-chosen nonce.  Digests only.

@@ -14,11 +14,12 @@ of the firmware is a copy of that state, so no file is read twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from . import kernel_hashes
 from .ovmf import MAX_TAIL_SIZE
-from .streaming import hash_files
+from .streaming import hash_files, run_concurrently
 from .vmsa import VMSA_SIZE
 
 
@@ -48,8 +49,17 @@ class MeasuredFiles:
         self.sizes = sizes
 
 
-def hash_measured_files(firmware, kernel=None, initrd=None):
-    """Stream firmware, kernel and initrd (paths) concurrently, once."""
+def hash_measured_files(firmware, kernel=None, initrd=None, digest_cache=None, pins=None):
+    """Stream firmware, kernel and initrd (paths) concurrently, once.
+
+    With ``digest_cache`` (a digest_cache.DigestCache), a file whose identity
+    it knows is not read again: the firmware's hash state and tail come from
+    memory, kernel and initrd digests from memory or the cache file.  ``pins``
+    (name -> 64 hex digits) are part of the cache key; they are checked by
+    the caller (validation.check_pins), with or without a cache.
+    """
+    if digest_cache is not None:
+        return _hash_with_cache(digest_cache, firmware, kernel, initrd, pins or {})
     launch = hashlib.sha256()
     jobs = {'firmware': (firmware, launch, MAX_TAIL_SIZE)}
     file_hashers = {}
@@ -62,6 +72,20 @@ def hash_measured_files(firmware, kernel=None, initrd=None):
     digests = dict((name, hasher.digest()) for name, hasher in file_hashers.items())
     initrd_digest = digests.get('initrd', kernel_hashes.EMPTY_INITRD_DIGEST) if kernel is not None else None
     return MeasuredFiles(launch, digests.get('kernel'), initrd_digest, sizes, firmware_tail)
+
+
+def _hash_with_cache(cache, firmware, kernel, initrd, pins):
+    calls = {'firmware': functools.partial(cache.firmware, firmware, 'firmware', pins.get('firmware'),
+                                           MAX_TAIL_SIZE)}
+    for name, path in (('kernel', kernel), ('initrd', initrd if kernel is not None else None)):
+        if path is not None:
+            calls[name] = functools.partial(cache.sha256, path, name, pins.get(name))
+    found = run_concurrently(calls)
+    sizes = dict((name, item.size) for name, item in found.items())
+    digests = dict((name, item.digest) for name, item in found.items() if name != 'firmware')
+    initrd_digest = digests.get('initrd', kernel_hashes.EMPTY_INITRD_DIGEST) if kernel is not None else None
+    return MeasuredFiles(found['firmware'].state, digests.get('kernel'), initrd_digest, sizes,
+                         found['firmware'].tail)
 
 
 def assemble_launch_digest(files, cmdline=None, vmsa_cpu0=None, vmsa_cpu1=None, num_cpus=0,

@@ -17,6 +17,7 @@ import base64
 from . import kernel_hashes, policy as policy_mod
 from .errors import FirmwareFormatError, IncorrectConfig, InsecureUsage, UnsupportedUsage
 from .diagnosis import LaunchContext, diagnose
+from .digest_cache import check_pin, parse_pin
 from .launch_digest import assemble_launch_digest, hash_measured_files
 from .measurement import decode_measurement, measurement_matches
 from .ovmf import parse_footer, read_footer
@@ -38,7 +39,8 @@ class ValidationRequest:
                  cpu_stepping=None, vmsa_variant=DEFAULT_VARIANT, sev_features=0,
                  secrets=(), require_policy=(), min_api_version=None, min_build_id=None,
                  insecure=False, diagnose=True, diagnose_firmware=(), secret_address=None,
-                 allow_secret_policy=(), allow_zero_keys=False):
+                 allow_secret_policy=(), allow_zero_keys=False, firmware_sha256=None, kernel_sha256=None,
+                 initrd_sha256=None):
         self.measurement = measurement
         self.api_major = api_major
         self.api_minor = api_minor
@@ -69,6 +71,11 @@ class ValidationRequest:
         self.allow_secret_policy = list(allow_secret_policy)
         # Accept all-zero TIK/TEK (a launch without a session): never implied by insecure.
         self.allow_zero_keys = allow_zero_keys
+        # The user's pinned SHA-256 (hex) of each measured file: a file that
+        # differs is refused before any verdict (a config error).
+        self.firmware_sha256 = firmware_sha256
+        self.kernel_sha256 = kernel_sha256
+        self.initrd_sha256 = initrd_sha256
         # On a mismatch: try the common mistakes (and these other firmware builds).
         self.diagnose = diagnose
         self.diagnose_firmware = list(diagnose_firmware)
@@ -228,8 +235,37 @@ def _footer_checks(request, policy, table, footer):
     return vmsa_cpu0, vmsa_cpu1
 
 
-def validate(request):
-    """Validate one launch.  See the module docstring for the contract."""
+PINNED_FILES = (('firmware', 'firmware_sha256'), ('kernel', 'kernel_sha256'), ('initrd', 'initrd_sha256'))
+
+
+def parse_pins(request):
+    """name -> pinned hex digest, checked before any file is read: a pin
+    needs its file, and must be a SHA-256 in hex."""
+    pins = {}
+    for name, option in PINNED_FILES:
+        pin = parse_pin(getattr(request, option), option)
+        if pin is None:
+            continue
+        if getattr(request, name) is None:
+            raise UnsupportedUsage('%s is given but %s is not: a pin needs the file it pins' % (option, name))
+        pins[name] = pin
+    return pins
+
+
+def check_pins(request, files, pins):
+    """Fail closed (config error naming the option) on a file that is not the pinned one."""
+    digests = {'firmware': files.firmware_state.copy().digest(), 'kernel': files.kernel_digest,
+               'initrd': files.initrd_digest}
+    for name, option in PINNED_FILES:
+        if name in pins:
+            check_pin(option, name, getattr(request, name), digests[name], pins[name])
+
+
+def validate(request, digest_cache=None):
+    """Validate one launch.  See the module docstring for the contract.
+
+    ``digest_cache``: a digest_cache.DigestCache shared by many validations,
+    so that each distinct firmware, kernel and initrd is hashed once."""
     # 1. What the host reported, as data to check.
     blob = decode_measurement(request.measurement)
     for name in ('api_major', 'api_minor', 'build_id'):
@@ -250,12 +286,14 @@ def validate(request):
 
     check_secret_address(request.secret_address)
     secret_policy_relaxations(request.allow_secret_policy)
+    pins = parse_pins(request)
 
     # Fail fast on what the footer rules out, before hashing large files; the
     # verdict then uses only the footer parsed from the bytes that were hashed
     # (a second read of the file could see another one).
     _footer_checks(request, policy, table, read_footer(request.firmware))
-    files = hash_measured_files(request.firmware, request.kernel, request.initrd)
+    files = hash_measured_files(request.firmware, request.kernel, request.initrd, digest_cache, pins)
+    check_pins(request, files, pins)
     footer = parse_footer(files.firmware_tail, source=request.firmware)
     vmsa_cpu0, vmsa_cpu1 = _footer_checks(request, policy, table, footer)
     num_cpus = request.num_cpus or 0
