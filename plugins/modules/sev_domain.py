@@ -34,6 +34,54 @@ attributes:
   platform:
     platforms: posix
 options:
+  domain:
+    description:
+      - The domain's name or UUID, never its runtime ID (see the C(libvirt) options above for how it is looked up).
+      - Exactly one of O(domain) and O(domains) is required.
+    type: str
+    required: false
+  domains:
+    description:
+      - Act on several domains in one call (one libvirt connection), each as O(domain) would with O(state);
+        mutually exclusive with O(domain), O(expect_id) and O(launch_security), which are given per item here.
+      - The whole list is checked before libvirt is touched; a domain listed twice (the same identifier, or two
+        identifiers of one UUID) refuses the whole task (C(reason=unsupported), nothing done).
+      - Then every item runs on its own; one item's failure never stops or touches another. The task fails if any
+        item failed (its RV(msg) lists them, RV(rc) and RV(reason) are the first failed item's); RV(results) holds
+        every item's result, in input order.
+    type: list
+    elements: dict
+    suboptions:
+      domain:
+        description: The domain's name or UUID, as for O(domain).
+        type: str
+        required: true
+      expect_id:
+        description: As O(expect_id), for this domain.
+        type: int
+      launch_security:
+        description: As O(launch_security), for this domain (only with O(state=paused)).
+        type: dict
+        suboptions:
+          dh_cert:
+            description: The guest owner's Diffie-Hellman certificate (GODH), base64.
+            type: str
+            required: true
+          session:
+            description: The launch session blob, base64.
+            type: str
+            required: true
+          policy:
+            description: The guest policy, an integer (written to the XML in hex).
+            type: int
+            required: true
+  max_parallel:
+    description:
+      - With O(domains), how many items run at once (threads over the one libvirt connection), 1 to 16.
+      - The default V(1) is measured, see C(tests/integration/test_batch_modules.py) and C(docs/scale.md) - on a
+        2-core host, starting guests in parallel was not faster than one after the other.
+    type: int
+    default: 1
   state:
     description:
       - V(paused) starts a shut-off domain paused, after setting O(launch_security) if given. A domain that is
@@ -111,77 +159,268 @@ EXAMPLES = r"""
     state: destroyed
     expect_id: "{{ started.id }}"
   register: destroyed
+
+- name: Start three guests paused in one call, each with its own launch session
+  confidential.sev.sev_domain:
+    state: paused
+    domains:
+      - domain: guest1
+        launch_security: "{{ sessions.guest1 }}"
+      - domain: guest2
+        launch_security: "{{ sessions.guest2 }}"
+      - domain: guest3
+        launch_security: "{{ sessions.guest3 }}"
+  register: batch
+
+- name: Resume exactly the launches started above (each pinned by its ID)
+  confidential.sev.sev_domain:
+    state: resumed
+    domains:
+      - domain: "{{ batch.results[0].uuid }}"
+        expect_id: "{{ batch.results[0].id }}"
+      - domain: "{{ batch.results[1].uuid }}"
+        expect_id: "{{ batch.results[1].id }}"
+      - domain: "{{ batch.results[2].uuid }}"
+        expect_id: "{{ batch.results[2].id }}"
 """
 
 RETURN = r"""
+msg:
+  description:
+    - What was done, or why it failed. With O(domains), C(N of M domains failed) followed by each failed item's
+      O(domains[].domain) and message, or C(all M domains succeeded).
+  type: str
+  returned: always
+  sample: "domain 'guest1': now paused (state paused, QEMU run state prelaunch, ID 42)"
+rc:
+  description:
+    - The exit code of RV(reason) - 0 on success, 2 unsupported usage, 5 wrong state, 6 libvirt or other error (the
+      codes of C(virt-qemu-sev-validate)). With O(domains), the first failed item's, 0 when none failed.
+  type: int
+  returned: always
+  sample: 0
+reason:
+  description: The class of the result - V(ok) on success, else V(unsupported), V(config), V(state) or V(error).
+  type: str
+  returned: always
+  sample: ok
 uuid:
   description: The domain's UUID. Use it to name the domain in later tasks.
   type: str
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
   sample: 5d3c8a4e-7f0b-4c1e-9a2d-3b6f1e8c9d01
 name:
   description: The domain's name.
   type: str
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
+  sample: guest1
 id:
   description:
     - The libvirt domain ID afterwards, -1 when inactive. After a paused start, the ID of this launch (for
       O(expect_id)). In check mode, the ID now.
   type: int
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
+  sample: 42
 state:
   description: The domain state afterwards (in check mode, the state it would have), as libvirt names it.
   type: str
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
   sample: paused
 state_reason:
   description: libvirt's reason for the state (in check mode, for the state now).
   type: str
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
   sample: user
 run_state:
   description:
     - QEMU's run state afterwards (in check mode, now), from C(query-status); V(prelaunch) before the first
       C(cont); null when the domain is not active.
   type: str
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
   sample: prelaunch
 previous_state:
   description: The domain state before.
   type: str
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
+  sample: shutoff
 previous_id:
   description: The domain ID before (-1 when it was inactive).
   type: int
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
+  sample: -1
 previous_run_state:
   description: QEMU's run state before, null when it was inactive.
   type: str
-  returned: when the domain was found
+  returned: when the domain was found (with O(domain))
+  sample: null
 launch_security_updated:
   description:
     - Whether O(launch_security) changed the persistent definition (in check mode, would change it).
   type: bool
-  returned: with O(state=paused)
+  returned: with O(state=paused) (with O(domain))
+  sample: true
 destroyed:
   description: Whether the domain was destroyed (false in check mode).
   type: bool
-  returned: with O(state=destroyed)
+  returned: with O(state=destroyed) (with O(domain))
+  sample: true
 skip_reason:
   description:
     - Why O(state=destroyed) touched nothing, or null. V(not_active) the domain is shut off; V(other_launch) its ID
       is not O(expect_id).
   type: str
-  returned: with O(state=destroyed)
+  returned: with O(state=destroyed) (with O(domain))
+  sample: other_launch
 error_kind:
-  description: V(wrong_state) when the domain is not in a state the action allows (nothing was touched).
+  description:
+    - On failure, what kind - V(wrong_state) the domain is not in a state the action allows (nothing was touched),
+      V(unknown_domain), V(unreachable) (no libvirt connection), V(sev_unsupported), V(libvirt) (another libvirt
+      error).
   type: str
-  returned: failure
+  returned: on failure, when known
+  sample: wrong_state
+libvirt_code:
+  description: On a libvirt failure, libvirt's error code (C(virErrorNumber)), null when libvirt gave none.
+  type: int
+  returned: on a libvirt failure
+  sample: 42
+libvirt_call:
+  description: On a libvirt failure, the libvirt API call that failed.
+  type: str
+  returned: on a libvirt failure
+  sample: virDomainLookupByName
+results:
+  description:
+    - With O(domains), one result per item, in input order, each with the keys of the one-domain result (those
+      that apply) and C(domain), C(requested), C(failed). Empty when the whole task was refused before any item ran
+      (bad input, no connection, a domain listed twice).
+  type: list
+  elements: dict
+  returned: with O(domains)
+  sample:
+    - {domain: guest1, requested: guest1, failed: false, changed: true, msg: "domain 'guest1': now paused (state
+       paused, QEMU run state prelaunch, ID 42)", rc: 0, reason: ok, uuid: 5d3c8a4e-7f0b-4c1e-9a2d-3b6f1e8c9d01,
+       name: guest1, id: 42, state: paused, state_reason: user, run_state: prelaunch, previous_state: shutoff,
+       previous_id: -1, previous_run_state: null, launch_security_updated: true}
+    - {domain: guest9, requested: guest9, failed: true, changed: false, rc: 6, reason: error,
+       msg: "domain 'guest9': virDomainLookupByName failed: Domain not found", error_kind: unknown_domain,
+       libvirt_code: 42, libvirt_call: virDomainLookupByName}
+  contains:
+    domain:
+      description: The item's O(domains[].domain), as given.
+      type: str
+      returned: always
+      sample: guest1
+    requested:
+      description: The same as C(domain) (the key every batch module's items have).
+      type: str
+      returned: always
+      sample: guest1
+    failed:
+      description: Whether this item failed.
+      type: bool
+      returned: always
+      sample: false
+    changed:
+      description: Whether this item changed anything.
+      type: bool
+      returned: always
+      sample: true
+    msg:
+      description: As RV(msg), for this item.
+      type: str
+      returned: always
+      sample: "domain 'guest1': now paused (state paused, QEMU run state prelaunch, ID 42)"
+    rc:
+      description: As RV(rc), for this item.
+      type: int
+      returned: always
+      sample: 0
+    reason:
+      description: As RV(reason), for this item.
+      type: str
+      returned: always
+      sample: ok
+    uuid:
+      description: As RV(uuid).
+      type: str
+      returned: when the domain was found
+      sample: 5d3c8a4e-7f0b-4c1e-9a2d-3b6f1e8c9d01
+    name:
+      description: As RV(name).
+      type: str
+      returned: when the domain was found
+      sample: guest1
+    id:
+      description: As RV(id); after a paused start, this launch's ID (give it as C(expect_id) later).
+      type: int
+      returned: when the domain was found
+      sample: 42
+    state:
+      description: As RV(state).
+      type: str
+      returned: when the domain was found
+      sample: paused
+    state_reason:
+      description: As RV(state_reason).
+      type: str
+      returned: when the domain was found
+      sample: user
+    run_state:
+      description: As RV(run_state).
+      type: str
+      returned: when the domain was found
+      sample: prelaunch
+    previous_state:
+      description: As RV(previous_state).
+      type: str
+      returned: when the domain was found
+      sample: shutoff
+    previous_id:
+      description: As RV(previous_id).
+      type: int
+      returned: when the domain was found
+      sample: -1
+    previous_run_state:
+      description: As RV(previous_run_state).
+      type: str
+      returned: when the domain was found
+      sample: null
+    launch_security_updated:
+      description: As RV(launch_security_updated).
+      type: bool
+      returned: with O(state=paused), when the domain was found
+      sample: true
+    destroyed:
+      description: As RV(destroyed).
+      type: bool
+      returned: with O(state=destroyed), when the domain was found
+      sample: false
+    skip_reason:
+      description: As RV(skip_reason).
+      type: str
+      returned: with O(state=destroyed), when the domain was found
+      sample: null
+    error_kind:
+      description: As RV(error_kind).
+      type: str
+      returned: on failure, when known
+      sample: unknown_domain
+    libvirt_code:
+      description: As RV(libvirt_code).
+      type: int
+      returned: on a libvirt failure
+      sample: 42
+    libvirt_call:
+      description: As RV(libvirt_call).
+      type: str
+      returned: on a libvirt failure
+      sample: virDomainLookupByName
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection, domain_definition
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import batch, connection, domain_definition
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError, UnsupportedUsage
 
 RUNNING = 'running'
@@ -195,6 +434,11 @@ WAKEUP = ('virDomainPMWakeup', RUNNING)
 NOT_ACTIVE = 'not_active'
 OTHER_LAUNCH = 'other_launch'
 EXPECT_ID_STATES = ('destroyed', 'resumed')
+LAUNCH_SECURITY_OPTIONS = dict(
+    dh_cert=dict(type='str', required=True),
+    session=dict(type='str', required=True),
+    policy=dict(type='int', required=True),
+)
 
 
 def _ran(subject, before):
@@ -349,36 +593,114 @@ def check_params(params):
         raise UnsupportedUsage('domain must be a name or UUID, not empty')
 
 
+def success_message(result, check_mode):
+    """The msg of a successful result that has none (issue 12: msg on success too)."""
+    subject = "domain '%s'" % result['name']
+    if not result['changed']:
+        what = 'already as wanted, nothing done'
+    else:
+        what = 'would be %s' % result['state'] if check_mode else 'now %s' % result['state']
+    return '%s: %s (state %s, QEMU run state %s, ID %d)' % (
+        subject, what, result['state'], result['run_state'], result['id'])
+
+
+def run_one(conn, dom, params, check_mode):
+    """One domain's result, failed (``failed: true``) or not; never raises SevError."""
+    try:
+        result = apply(conn, dom, params, check_mode)
+    except Failed as exc:
+        result = connection.failure_result(exc.error)
+        result.update(exc.known)
+        return result
+    except SevError as exc:
+        return connection.failure_result(exc)
+    if 'msg' not in result:
+        result['msg'] = success_message(result, check_mode)
+    result.update(rc=0, reason='ok')
+    return result
+
+
+def check_batch_params(params):
+    """The items of O(domains), checked whole before libvirt is touched: a bad
+    item refuses the task (naming the item), nothing is done."""
+    idents = batch.requested_identifiers(params['domains'], 'domains', 'domain')
+    batch.check_max_parallel(params['max_parallel'])
+    items = []
+    for index, (ident, entry) in enumerate(zip(idents, params['domains'])):
+        item = {'domain': ident, 'state': params['state'], 'expect_id': entry['expect_id'],
+                'launch_security': entry['launch_security'], 'uri': params['uri']}
+        try:
+            check_params(item)
+        except UnsupportedUsage as exc:
+            raise UnsupportedUsage('domains[%d] (%s): %s' % (index, ident, exc))
+        items.append(item)
+    return items
+
+
+def run_batch(params, check_mode):
+    """The batch form: (task result, results).  Raises SevError only for what
+    fails the whole task (bad input, no connection, a domain named twice)."""
+    items = check_batch_params(params)
+    conn = connection.open_connection(params['uri'])
+    try:
+        found = batch.resolve(conn, [item['domain'] for item in items], 'domains')
+        entries = [dict(item, requested=item['domain'], dom=dom, lookup_failure=failure)
+                   for item, (dom, failure) in zip(items, found)]
+
+        def work(entry):
+            if entry['lookup_failure'] is not None:
+                result = entry['lookup_failure']
+            else:
+                result = run_one(conn, entry['dom'], entry, check_mode)
+            result.update(domain=entry['requested'], requested=entry['requested'], failed=bool(result.get('failed')))
+            return result
+        results = batch.run_items(work, entries, params['max_parallel'])
+    finally:
+        connection.close_connection(conn)
+    return batch.summary(results), results
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             connection.LIBVIRT_OPTIONS,
+            domain=dict(type='str'),
+            max_parallel=batch.BATCH_OPTIONS['max_parallel'],
+            domains=dict(type='list', elements='dict', options=dict(
+                domain=dict(type='str', required=True),
+                expect_id=dict(type='int'),
+                launch_security=dict(type='dict', options=LAUNCH_SECURITY_OPTIONS),
+            )),
             state=dict(type='str', required=True, choices=['destroyed', 'paused', 'resumed', 'running']),
             expect_id=dict(type='int'),
-            launch_security=dict(type='dict', options=dict(
-                dh_cert=dict(type='str', required=True),
-                session=dict(type='str', required=True),
-                policy=dict(type='int', required=True),
-            )),
+            launch_security=dict(type='dict', options=LAUNCH_SECURITY_OPTIONS),
         ),
+        required_one_of=[('domain', 'domains')],
+        mutually_exclusive=[('domain', 'domains'), ('domains', 'expect_id'), ('domains', 'launch_security')],
         supports_check_mode=True,
     )
     if not connection.HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib('libvirt-python'), reason='unsupported', rc=2)
+    if module.params['domains'] is not None:
+        try:
+            task, results = run_batch(module.params, module.check_mode)
+        except SevError as exc:
+            module.fail_json(results=[], **connection.failure_result(exc))
+        if task['failed']:
+            module.fail_json(results=results, **task)
+        module.exit_json(results=results, **task)
     try:
         check_params(module.params)
         conn = connection.open_connection(module.params['uri'])
         try:
             dom = connection.lookup_domain(conn, module.params['domain'])
-            result = apply(conn, dom, module.params, module.check_mode)
+            result = run_one(conn, dom, module.params, module.check_mode)
         finally:
             connection.close_connection(conn)
-    except Failed as exc:
-        result = connection.failure_result(exc.error)
-        result.update(exc.known)
-        module.fail_json(**result)
     except SevError as exc:
         module.fail_json(**connection.failure_result(exc))
+    if result.get('failed'):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -206,8 +206,38 @@ domain_xml:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import batch, connection
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError, UnsupportedUsage
+
+
+def run_batch(params):
+    """The batch form's raw result: every domain's report (or its failure), in
+    input order, and the node's with include_node.  Raises SevError only for
+    what fails the whole task (bad input, no connection, a domain named twice)."""
+    idents = batch.requested_identifiers(params['domains'], 'domains')
+    batch.check_max_parallel(params['max_parallel'])
+    conn = connection.open_connection(params['uri'])
+    try:
+        found = batch.resolve(conn, idents, 'domains')
+
+        def work(entry):
+            if entry['failure'] is not None:
+                return entry['failure']
+            try:
+                return {'requested': entry['requested'], 'report': connection.gather_launch_report(conn, entry['dom'])}
+            except SevError as exc:
+                return batch.item_failure(exc, entry['requested'])
+        entries = [{'requested': ident, 'dom': dom, 'failure': failure} for ident, (dom, failure) in zip(idents, found)]
+        result = {'changed': False, 'results': batch.run_items(work, entries, params['max_parallel'])}
+        if params['include_node']:
+            try:
+                result['node'] = connection.gather_node_report(conn)
+            except SevError as exc:
+                result['node'] = connection.failure_result(exc)
+    finally:
+        connection.close_connection(conn)
+    # Raw data only, no verdict: the action plugin checks every item on the controller.
+    return result
 
 
 def main():
@@ -216,13 +246,21 @@ def main():
             connection.LIBVIRT_OPTIONS,
             domain=dict(type='str'),
             node_sev_info=dict(type='bool', default=False),
+            domains=dict(type='list', elements='str'),
+            include_node=dict(type='bool', default=False),
+            max_parallel=batch.BATCH_OPTIONS['max_parallel'],
         ),
+        mutually_exclusive=[('domain', 'domains'), ('domains', 'node_sev_info')],
         supports_check_mode=True,
     )
     if not connection.HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib('libvirt-python'), reason='unsupported', rc=2)
     domain = module.params['domain']
     try:
+        if module.params['domains'] is not None:
+            module.exit_json(**run_batch(module.params))
+        if module.params['include_node']:
+            raise UnsupportedUsage('include_node applies with domains only (with domain, use node_sev_info)')
         if domain is not None and not domain.strip():
             raise UnsupportedUsage('domain must be a name or UUID, not empty (omit it for the node only)')
         conn = connection.open_connection(module.params['uri'])
