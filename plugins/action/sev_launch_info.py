@@ -9,9 +9,9 @@ from __future__ import annotations
 from ansible.module_utils.common.validation import check_type_list
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.host_results import (  # noqa: F401
-    HOST_ERROR_KINDS, HOST_FAILURE_REASONS, HOST_VERDICT_REASONS, MAX_HOST_MESSAGE, check_launch_batch, checked,
-    controller_library_failure, does_not_check_out, host_failure, self_contradiction, success_keys,
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.host_results import (
+    check_launch_batch, checked, controller_library_failure, does_not_check_out, host_failure, self_contradiction,
+    success_keys,
 )
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.launch_report import (
     from_host_report, from_node_report)

@@ -110,8 +110,8 @@ def success_keys(info, node_only=False):
     if node_only:
         msg = 'node SEV information of host %s' % info['hostname']
     else:
-        msg = "domain '%s': state %s, QEMU run state %s, ID %d" % (info['name'], info['state'], info['run_state'],
-                                                                 info['id'])
+        msg = "domain '%s': state %s, QEMU run state %s, ID %d" % (
+            info['name'], info['state'], info['run_state'], info['id'])
     return {'msg': msg, 'rc': 0, 'reason': 'ok'}
 
 
