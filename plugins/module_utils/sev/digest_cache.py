@@ -28,9 +28,11 @@ Correctness rules (see docs/security.md, "Digest cache"):
 * The cache file is trusted: whoever writes it can pair a file with any
   digest.  It must be a regular file (not a symlink) owned by this user,
   mode 0600, in a directory nobody else can write (or sticky); anything else
-  is refused, never silently used.  A file that is ours but unreadable as a
-  cache (bad JSON, another format, bad entries) is ignored, with a warning,
-  and rewritten: ignoring it only costs hashing again.
+  is refused, never silently used.  A file of ours that is not a cache at all
+  (not JSON, no format marker: perhaps a key at a mistyped path) is refused,
+  never overwritten.  An empty cache, another version of the format or
+  malformed entries are ignored, with a warning: ignoring an entry only costs
+  hashing again.
 * Writes are atomic (a 0600 temporary file renamed over the cache) under an
   exclusive fcntl lock on a 0600 lock file next to it; the writer re-reads and
   merges what other workers wrote meanwhile.  Two entries that disagree on
@@ -154,6 +156,8 @@ class DigestCache:
         self._loaded_stamp = None
         self._lock = threading.RLock()
         self._key_locks = {}
+        # keys met with two different digests (see _conflict)
+        self._poisoned = set()
         if path is not None:
             if not isinstance(path, str) or not path or '\0' in path:
                 raise UnsupportedUsage('%s: a path to the cache file is required (no NUL byte)' % option)
@@ -231,6 +235,8 @@ class DigestCache:
 
     def _store(self, key, found, keep_state):
         with self._lock:
+            if key in self._poisoned:
+                return
             if keep_state:
                 self._states[key] = found
             else:
@@ -312,19 +318,27 @@ class DigestCache:
             self.warnings.append(message)
 
     def _parse(self, data):
+        """Entries of a cache file that is ours.  Something that is not a cache
+        at all (not JSON, no format marker: a key at a mistyped path?) is
+        refused, never overwritten; an empty file, another version of the
+        format or malformed entries are ignored with a warning."""
         ignored = '%s: %s %%s; its entries are ignored (files are hashed again) and it is rewritten' \
             % (self.option, self.path)
-        if len(data) > MAX_CACHE_BYTES:
-            self._warn(ignored % ('is larger than %d bytes' % MAX_CACHE_BYTES))
+        not_a_cache = '%s: %s %%s, so it is not a digest cache this collection wrote; refused rather than ' \
+            'overwritten (remove it, or give digest_cache another path)' % (self.option, self.path)
+        if not data.strip():
+            self._warn(ignored % 'is empty')
             return {}
+        if len(data) > MAX_CACHE_BYTES:
+            raise UnsupportedUsage(not_a_cache % ('is larger than %d bytes' % MAX_CACHE_BYTES))
         try:
             document = json.loads(data.decode('utf-8'))
         except (UnicodeDecodeError, ValueError):
-            self._warn(ignored % 'is not valid JSON')
-            return {}
-        if not isinstance(document, dict) or document.get('format') != FORMAT \
-                or document.get('version') != VERSION or not isinstance(document.get('entries'), dict):
-            self._warn(ignored % ('is not a version %d %s' % (VERSION, FORMAT)))
+            raise UnsupportedUsage(not_a_cache % 'is not valid JSON')
+        if not isinstance(document, dict) or document.get('format') != FORMAT:
+            raise UnsupportedUsage(not_a_cache % ('has no "format": "%s"' % FORMAT))
+        if document.get('version') != VERSION or not isinstance(document.get('entries'), dict):
+            self._warn(ignored % ('is not a version %d cache' % VERSION))
             return {}
         entries, bad = {}, 0
         for key, value in document['entries'].items():
@@ -360,14 +374,21 @@ class DigestCache:
         if entries:
             self._merge_into_memory(entries)
 
+    def _conflict(self, key):
+        """One identity, two digests: only tampering or a bug does that.  The
+        key is never used again by this cache, and dropped from the file."""
+        self._poisoned.add(key)
+        self._digests.pop(key, None)
+        self._warn('%s: two digests for one file identity (%s); neither is used'
+                   % (self.option, key.split(':', 6)[6]))
+
     def _merge_into_memory(self, entries):
         for key, value in entries.items():
+            if key in self._poisoned:
+                continue
             known = self._digests.get(key)
             if known is not None and known != value['sha256']:
-                # One identity, two digests: only tampering or a bug does that.
-                self._warn('%s: two digests for one file identity (%s); neither is used'
-                           % (self.option, key.split(':', 6)[6]))
-                self._digests.pop(key, None)
+                self._conflict(key)
                 continue
             self._digests[key] = value['sha256']
 
@@ -393,12 +414,11 @@ class DigestCache:
             for key, digest in new.items():
                 old = entries.get(key)
                 if old is not None and old['sha256'] != digest:
-                    entries.pop(key)
-                    self._digests.pop(key, None)
-                    self._warn('%s: two digests for one file identity (%s); neither is used'
-                               % (self.option, key.split(':', 6)[6]))
+                    self._conflict(key)
                     continue
                 entries[key] = {'sha256': digest, 'size': int(key.split(':')[2]), 'stored': now}
+            for key in self._poisoned:
+                entries.pop(key, None)
             if len(entries) > MAX_ENTRIES:
                 keep = sorted(entries, key=lambda name: entries[name]['stored'], reverse=True)[:MAX_ENTRIES]
                 entries = dict((name, entries[name]) for name in keep)
