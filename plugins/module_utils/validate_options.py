@@ -205,14 +205,15 @@ def _resolve_candidate(resolve_path, path, index):
         return path
 
 
-def _cache_report(cache, before, warnings_before, result):
-    """This validation's share of the cache's counters, and its new warnings."""
+def _cache_report(cache, before, result):
+    """This validation's share of the cache's counters, and the cache's warnings not reported yet."""
     if cache is None:
         return result
     after = cache.stats()
     result['digest_cache'] = dict((key, after[key] - before[key]) for key in after)
-    if len(cache.warnings) > warnings_before:
-        result['warnings'] = list(result.get('warnings') or []) + cache.warnings[warnings_before:]
+    warnings = cache.take_warnings()
+    if warnings:
+        result['warnings'] = list(result.get('warnings') or []) + warnings
     return result
 
 
@@ -232,12 +233,12 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
     when given, else none).  With a cache, the result has ``digest_cache``:
     this validation's hits, misses and hashed bytes.
     """
-    cache, before, warnings_before = digest_cache, None, 0
+    cache, before = digest_cache, None
     try:
         if cache is None and params.get('digest_cache') is not None:
             cache = DigestCache(params['digest_cache'], read_only=check_mode)
         if cache is not None:
-            before, warnings_before = cache.stats(), len(cache.warnings)
+            before = cache.stats()
         params, notes = resolve_launch_inputs(params, fetch_report, controller_hostname, local)
         if resolve_path is not None:
             for name in ('firmware', 'kernel', 'initrd'):
@@ -252,10 +253,10 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
             result['replay'] = claim_measurement(params['replay_dir'], request.keys.tik, request.measurement,
                                                  params.get('replay_context'), check_mode)
     except ReplayError as exc:
-        return _cache_report(cache, before, warnings_before, failure(exc.reason, str(exc), {'replayed': True}))
+        return _cache_report(cache, before, failure(exc.reason, str(exc), {'replayed': True}))
     except errors.SevError as exc:
         # A libvirt failure keeps its classification (error_kind, libvirt_code, libvirt_call).
-        return _cache_report(cache, before, warnings_before, dict(failure_result(exc), valid=False))
+        return _cache_report(cache, before, dict(failure_result(exc), valid=False))
     if notes:
         result['notes'] = notes
     for key in ('computed_measurement', 'secret_header', 'secret_payload', 'diagnosis'):
@@ -263,7 +264,7 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
             result.pop(key, None)
     if not params.get('secrets') and result['valid'] and (params.get('domain') or params.get('launch_info')):
         result['warnings'] = list(result.get('warnings') or []) + [NO_SECRETS_WARNING]
-    _cache_report(cache, before, warnings_before, result)
+    _cache_report(cache, before, result)
     if not result['valid']:
         # No computed MEASURE on a mismatch (as_dict never holds one): it
         # would be a MAC over a host-chosen nonce.  Digests only.
@@ -274,4 +275,8 @@ def run_validation(params, read_file, resolve_path=None, fetch_report=None, cont
         elif diagnosis:
             message += ' (the diagnosis tried %d single changes; none matched)' % len(diagnosis['tried'])
         result.update(failed=True, msg=message)
+    else:
+        result['msg'] = 'the measurement matches the trusted files and keys (launch digest %s)%s' % (
+            result['launch_digest'], '; secret packet built for %d secret(s)' % len(result['secret_guids'])
+            if result.get('secret_header') else '')
     return result

@@ -141,12 +141,14 @@ class DigestCache:
     ``option`` names the cache in messages.  Thread-safe.
     """
 
-    def __init__(self, path=None, read_only=False, min_age=MIN_AGE, option='digest_cache'):
+    def __init__(self, path=None, read_only=False, min_age=None, option='digest_cache'):
         self.path = path
         self.read_only = read_only
-        self.min_age_ns = int(min_age * 1e9)
+        self.min_age_ns = int((MIN_AGE if min_age is None else min_age) * 1e9)
         self.option = option
+        # every warning so far; take_warnings() hands out each once
         self.warnings = []
+        self._warnings_taken = 0
         self._hits = self._misses = self._hashed_bytes = 0
         # key -> hex digest, from disk or hashed here
         self._digests = {}
@@ -171,6 +173,13 @@ class DigestCache:
         """{'hits', 'misses', 'hashed_bytes'} since this cache was made."""
         with self._lock:
             return {'hits': self._hits, 'misses': self._misses, 'hashed_bytes': self._hashed_bytes}
+
+    def take_warnings(self):
+        """The warnings not taken yet (each is reported once, by whoever takes it)."""
+        with self._lock:
+            new = self.warnings[self._warnings_taken:]
+            self._warnings_taken = len(self.warnings)
+            return new
 
     # -- hashing -------------------------------------------------------------
 
