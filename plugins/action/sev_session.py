@@ -10,8 +10,6 @@ new TEK and TIK are written to controller files and never leave it.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.confidential.sev.plugins.module_utils.sev.certs import HAS_CRYPTOGRAPHY
 from ansible_collections.confidential.sev.plugins.module_utils.session_options import (
     ARGUMENT_SPEC, OUTPUTS, VALIDATION_RULES, run_session,
@@ -24,9 +22,14 @@ class ActionModule(ControllerAction):
     VALIDATION_RULES = VALIDATION_RULES
     WHAT = 'making the session'
 
+    def _required_libraries(self, params):
+        # state=absent only removes files: it works without cryptography
+        if params['state'] == 'present':
+            return [('cryptography', HAS_CRYPTOGRAPHY,
+                     'to verify the platform\'s certificate chain and make the session keys')]
+        return []
+
     def _run(self, params):
-        if params['state'] == 'present' and not HAS_CRYPTOGRAPHY:
-            return self._failure('unsupported', missing_required_lib('cryptography') + ' (on the controller)')
         for option in OUTPUTS:
             if params.get(option) is not None:
                 params[option] = self._output_path(params[option])

@@ -12,6 +12,9 @@ code, never with a traceback (it could carry local values into logs).
 
 from __future__ import annotations
 
+import socket
+import sys
+
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
@@ -102,8 +105,23 @@ def check_option_bounds(spec, params):
                     raise UnsupportedUsage('%s: the path contains a NUL byte' % label)
 
 
+def missing_controller_library(library, purpose, action):
+    """The message for a Python library missing on the controller.
+
+    Ansible's missing_required_lib() names the managed host's interpreter and
+    points at ansible_python_interpreter, which does not apply here: this code
+    runs in the controller's own Python (the one running ansible-playbook)."""
+    return ('Failed to import the required Python library (%s) on the controller (%s\'s Python %s): '
+            '%s runs on the controller and needs it %s. Install it in the Python that runs Ansible '
+            '(pip install %s; the collection\'s requirements.txt lists what the controller needs). '
+            'ansible_python_interpreter does not apply: the hypervisor host never runs this.'
+            % (library, socket.gethostname(), sys.executable, action, purpose, library))
+
+
 class ControllerAction(ActionBase):
-    """Subclasses set ARGUMENT_SPEC, VALIDATION_RULES and WHAT, and implement _run(params)."""
+    """Subclasses set ARGUMENT_SPEC, VALIDATION_RULES and WHAT, implement
+    _run(params), and name the third-party libraries a call needs in
+    _required_libraries(params)."""
 
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -115,6 +133,23 @@ class ControllerAction(ActionBase):
     # Options whose value is a path to key or secret material: a user may paste
     # the key itself there, so their value never appears in a message.
     SECRET_PATH_OPTIONS = ('tik', 'tek', 'tk', 'secrets')
+
+    def _required_libraries(self, params):
+        """(library, available, purpose) for each third-party Python library
+        this call needs on the controller; checked after the arguments, before
+        anything is read or written."""
+        del params
+        return ()
+
+    def _missing_library(self, params):
+        """The failure for the first library this call needs and lacks, or None."""
+        for library, available, purpose in self._required_libraries(params):
+            if not available:
+                # the FQCN even when the task used a short name (collections: keyword)
+                action = getattr(self._task, 'resolved_action', None)
+                action = action if isinstance(action, str) and action else self._task.action
+                return self._failure('unsupported', missing_controller_library(library, purpose, action))
+        return None
 
     @classmethod
     def _is_secret_option(cls, what):
@@ -174,7 +209,8 @@ class ControllerAction(ActionBase):
             return result
         try:
             check_option_bounds(self.ARGUMENT_SPEC, params)
-            result.update(self._run(params))
+            missing = self._missing_library(params)
+            result.update(missing if missing is not None else self._run(params))
         except SevError as exc:
             result.update(self._failure(exc.reason, str(exc)))
         except Exception as exc:  # pylint: disable=broad-except
