@@ -13,11 +13,12 @@ secret packet.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.confidential.sev.plugins.module_utils import locality
+from ansible_collections.confidential.sev.plugins.module_utils import launch_record, locality
 from ansible_collections.confidential.sev.plugins.module_utils.launch_batch import LaunchBatch, summary
 from ansible_collections.confidential.sev.plugins.module_utils.launch_batch_options import (
     ARGUMENT_SPEC, GUEST_SPEC, VALIDATION_RULES,
@@ -76,20 +77,28 @@ class ActionModule(ControllerAction):
             raise UnsupportedUsage('host: no inventory host name to keep the records under; give host')
         cache = None
         stats = None
-        if DigestCache is not None:
-            path = params.get('digest_cache')
-            cache = DigestCache(path=self._output_path(path) if path else None)
+        check_mode = bool(self._task.check_mode)
         params['state_dir'] = self._output_path(params['state_dir'])
+        if DigestCache is not None:
+            path = self._output_path(params['digest_cache']) if params.get('digest_cache') else None
+            if not check_mode and path is not None and os.path.dirname(path) == params['state_dir']:
+                # the role keeps it in the state directory, which the first run creates (0700)
+                launch_record.check_state_dir(params['state_dir'], create=True)
+            if check_mode and path is not None and not os.path.isdir(os.path.dirname(path)):
+                path = None     # nothing to read, and nothing may be created
+            # one cache for every validation of this task: each distinct file hashed once
+            cache = DigestCache(path=path, read_only=check_mode)
         batch = LaunchBatch(params, host, self._call_host, self._read_file, self._read_real, self._find,
                             self._streamed_path, self._local_for, controller_hostname=socket.gethostname(),
-                            check_mode=bool(self._task.check_mode), digest_cache=cache,
+                            check_mode=check_mode, digest_cache=cache,
                             check_entry=check_entry)
         outcomes = batch.run()
         result = summary(outcomes)
+        warnings = []
         if cache is not None:
             stats = cache.stats()
+            warnings.extend(cache.take_warnings())
         result['digest_cache'] = stats
-        warnings = []
         for outcome in outcomes:
             warnings.extend('%s: %s' % (outcome['domain'], warning) for warning in outcome['warnings'])
         if warnings:

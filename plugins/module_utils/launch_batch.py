@@ -29,7 +29,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from . import launch_record as store
 from . import launch_record_options, session_options, validate_options
-from .hypervisor.launch_report import from_host_report, from_node_report
+from .hypervisor.host_results import check_launch_batch
 from .launch_batch_options import GUEST_RULES, GUEST_SPEC, SECRET_SETTINGS, SETTINGS_SPEC
 from .sev.errors import REASON_CODES, SevError, UnsupportedUsage
 
@@ -56,6 +56,7 @@ RESUME_TASK = 'Let the validated launch run (this launch only; resume never star
 RESUME_RECORD_TASK = 'Record that the launch resumed'
 RESUME_EARLIER_TASK = 'Resume the launch validated earlier (still before its first run; this launch only)'
 UNEXPECTED_TASK = 'sev_launch_batch'
+INFO_MODULE = 'confidential.sev.sev_launch_info'
 
 # What a failed host item may claim as its class; anything else is 'error'.
 # A failed item never carries a success or verdict reason (ok, mismatch, valid).
@@ -218,6 +219,8 @@ class LaunchBatch:
         found = {}
         for uri, members in groups.items():
             args = dict(common or {}, uri=uri)
+            if self.params.get('max_parallel') is not None:
+                args['max_parallel'] = self.params['max_parallel']
             if callable(args.get('include_node')):
                 args['include_node'] = args['include_node']([guest for guest, dummy in members])
             args[list_option] = [item for dummy, item in members]
@@ -226,6 +229,10 @@ class LaunchBatch:
             except Exception as exc:  # pylint: disable=broad-except
                 result = {'failed': True, 'msg': 'the module could not be run: %s: %s'
                           % (type(exc).__name__, bounded(str(exc), 500))}
+            checked = module == INFO_MODULE
+            if checked:
+                # every report checked on the controller, item by item, as the sev_launch_info task does
+                result = check_launch_batch(result, args[list_option], bool(args.get('include_node')))
             self.whole[(module, uri)] = result
             results = result.get('results') if isinstance(result, dict) else None
             if not isinstance(results, list) or len(results) != len(members):
@@ -238,7 +245,11 @@ class LaunchBatch:
                 continue
             for (guest, dummy), item in zip(members, results):
                 failure = None
-                if not isinstance(item, dict) or item.get('failed') or item.get('skipped'):
+                if checked and isinstance(item, dict) and item.get('failed'):
+                    # already the controller's own failure (class and message checked, bounded)
+                    failure = StepFailed(item.get('reason'), bounded(item.get('msg')), **dict(
+                        (key, item[key]) for key in ('error_kind',) if isinstance(item.get(key), str)))
+                elif not isinstance(item, dict) or item.get('failed') or item.get('skipped'):
                     failure = host_item_failure(what, item)
                 found[id(guest)] = (guest, item if isinstance(item, dict) else None, failure)
         return [found[id(guest)] for guest in guests]
@@ -321,17 +332,16 @@ class LaunchBatch:
 
         def include_node(members):
             return not self.check_mode and any(self._fresh(guest) for guest in members)
-        done = self._batch('confidential.sev.sev_launch_info', 'domains', guests, [g.domain for g in guests],
+        done = self._batch(INFO_MODULE, 'domains', guests, [g.domain for g in guests],
                            PIN_TASK, {'include_node': include_node})
         for (module, uri), result in self.whole.items():
-            if module == 'confidential.sev.sev_launch_info' and include_node(
+            if module == INFO_MODULE and include_node(
                     [guest for guest in guests if guest.settings['uri'] == uri]):
                 self.nodes[uri] = self._node(result)
         seen = {}
 
         def keep(guest, item):
-            info = from_host_report(item.get('report'))
-            info['changed'] = False
+            info = dict(item, changed=False)
             guest.pinned = info
             guest.uuid = store.canonical_uuid(info['uuid'], 'the pinned uuid')
             if guest.uuid in seen:
@@ -343,20 +353,13 @@ class LaunchBatch:
 
     @staticmethod
     def _node(result):
-        """(node, None) from the pin call's node data (from_node_report checks it), or (None, why):
-        every guest needing a fresh session then fails at its session step."""
-        raw = result.get('node') if isinstance(result, dict) else None
-        if isinstance(raw, dict) and isinstance(raw.get('report'), dict):
-            raw = raw['report']
-        why = 'the node\'s SEV data from the host does not check out: %s'
-        try:
-            node = from_node_report(raw)
-        except SevError as exc:
-            return None, why % exc
-        except (ValueError, TypeError) as exc:
-            return None, why % type(exc).__name__
-        node['changed'] = False
-        return node, None
+        """(node, None): the node's SEV data from the pin call, checked by check_launch_batch; or
+        (None, why): every guest needing a fresh session then fails at its session step."""
+        node = result.get('node') if isinstance(result, dict) else None
+        if isinstance(node, dict) and isinstance(node.get('node_sev'), dict):
+            return dict(node, changed=False), None
+        why = result.get('msg') if isinstance(result, dict) else None
+        return None, 'the host returned no usable node SEV data (%s)' % bounded(why, 500)
 
     @staticmethod
     def _fresh(guest):
@@ -465,12 +468,11 @@ class LaunchBatch:
 
     def read_reports(self):
         guests = self._live(lambda g: g.started_id is not None and g.plan in ('launch', 'relaunch'))
-        done = self._batch('confidential.sev.sev_launch_info', 'domains', guests, [g.uuid for g in guests],
+        done = self._batch(INFO_MODULE, 'domains', guests, [g.uuid for g in guests],
                            READ_TASK, {'include_node': False})
 
         def check(guest, item):
-            info = from_host_report(item.get('report'))
-            info['changed'] = False
+            info = dict(item, changed=False)
             if store.canonical_uuid(info['uuid'], 'reported uuid') != guest.uuid:
                 raise StepFailed('error', 'the host reported domain %s, not %s' % (info['uuid'], guest.uuid))
             guest.report = info

@@ -78,6 +78,7 @@ ARGUMENT_SPEC.update(
     guests=dict(type='list', elements='raw', required=True),
     host=dict(type='str'),
     digest_cache=dict(type='path'),
+    max_parallel=dict(type='int', default=1),
 )
 # Task-level rules are checked per guest, after its overrides (one guest may
 # give tk while the task gives tik and tek for the others).

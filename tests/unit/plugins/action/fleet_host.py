@@ -63,10 +63,17 @@ class FleetHost:
                    'confidential.sev.sev_secret_inject': self.inject}[module_name]
         results = handler(module_args)
         failed = [item for item in results if item.get('failed')]
+        if module_name == 'confidential.sev.sev_launch_info':
+            # raw data only, no verdict (the controller checks every item)
+            result = {'changed': False, 'results': results}
+            if module_args.get('include_node'):
+                result['node'] = {'hostname': HOSTNAME, 'node_sev': self.platform.node_sev_info()}
+            return result
+        # failed iff an item failed, rc/reason of the first failed item (hypervisor/batch.py)
         result = {'changed': any(item.get('changed') for item in results), 'results': results,
-                  'failed': bool(failed), 'rc': 0, 'reason': 'ok'}
-        if module_name == 'confidential.sev.sev_launch_info' and module_args.get('include_node'):
-            result['node'] = {'hostname': HOSTNAME, 'node_sev': self.platform.node_sev_info()}
+                  'failed': bool(failed), 'rc': failed[0]['rc'] if failed else 0,
+                  'reason': failed[0]['reason'] if failed else 'ok',
+                  'msg': '%d of %d domains failed' % (len(failed), len(results))}
         return result
 
     # ---- the modules ----

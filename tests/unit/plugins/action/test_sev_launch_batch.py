@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.confidential.sev.plugins.action import sev_launch_batch
 from ansible_collections.confidential.sev.plugins.module_utils import launch_batch
+from ansible_collections.confidential.sev.plugins.module_utils.sev import digest_cache
 from ansible_collections.confidential.sev.tests.platform import sev_firmware as fw
 from ansible_collections.confidential.sev.tests.support import firmware as fwb
 from ansible_collections.confidential.sev.tests.unit.plugins.action import action_harness
@@ -340,3 +341,16 @@ def test_secret_option_values_are_never_shown(host, owner):
     outcome = result['outcomes'][0]
     assert outcome['failed'] is True
     assert 'KEYTEXT' not in json.dumps(result)
+
+
+def test_one_digest_cache_for_all_guests(host, owner, monkeypatch):
+    """The firmware all five guests boot is hashed once (check mode hashes nothing, creates nothing)."""
+    monkeypatch.setattr(digest_cache, 'MIN_AGE', 0)
+    path = os.path.join(owner['state_dir'], 'digests.json')
+    result = run(owner, check_mode=True, **args(owner, digest_cache=path))
+    assert result['digest_cache'] == {'hits': 0, 'misses': 0, 'hashed_bytes': 0}
+    assert not os.path.exists(owner['state_dir'])
+    result = run(owner, **args(owner, digest_cache=path))
+    assert result.get('failed') is not True, [o['msg'] for o in result['outcomes']]
+    stats = result['digest_cache']
+    assert (stats['misses'], stats['hits'], stats['hashed_bytes']) == (1, 4, len(FIRMWARE)), stats
