@@ -12,13 +12,16 @@ trusted files.  From a domain, the host's report is fetched over a libvirt URI
 from __future__ import annotations
 
 import socket
-
-from ansible.module_utils.basic import missing_required_lib
+import sys
 
 from ansible_collections.confidential.sev.plugins.module_utils import locality
 from ansible_collections.confidential.sev.plugins.module_utils.hypervisor import connection
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.domain_config import HAS_LXML
+from ansible_collections.confidential.sev.plugins.module_utils.sev.digest_cache import DigestCache
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError
-from ansible_collections.confidential.sev.plugins.module_utils.sev.outputs import Output, check_outputs, write_outputs
+from ansible_collections.confidential.sev.plugins.module_utils.sev.outputs import (
+    Output, check_distinct, check_outputs, write_outputs,
+)
 from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import HAS_CRYPTOGRAPHY
 from ansible_collections.confidential.sev.plugins.module_utils.validate_options import (
     ARGUMENT_SPEC, VALIDATION_RULES, run_validation,
@@ -83,21 +86,58 @@ class ActionModule(ControllerAction):
                        outcome[key].encode('ascii'))
                 for option, key in (('secret_header_file', 'secret_header'), ('secret_payload_file', 'secret_payload'))]
 
+    def _required_libraries(self, params):
+        """(library, available, purpose): what this call needs on the controller."""
+        needed = []
+        if params.get('secrets'):
+            needed.append(('cryptography', HAS_CRYPTOGRAPHY, 'to build the secret packet'))
+        if params.get('domain') is not None:
+            needed.append(('libvirt-python', connection.HAS_LIBVIRT, 'to read the domain\'s launch state over uri'))
+        if params.get('domain') is not None or params.get('launch_info') is not None:
+            needed.append(('lxml', HAS_LXML, 'to check the domain XML the host reports'))
+        return needed
+
+    def _library_failure(self, params):
+        """A missing controller library, named, and said to be needed on the
+        controller, not on the hypervisor host (Ansible's missing_required_lib
+        points at the managed host's interpreter, which does not apply here)."""
+        for library, available, purpose in self._required_libraries(params):
+            if not available:
+                return self._failure('unsupported', (
+                    'Failed to import the required Python library (%s) on the controller (%s\'s Python %s): '
+                    'confidential.sev.sev_measurement_validate runs on the controller and needs it %s. Install it '
+                    'in the Python that runs Ansible (pip install %s). ansible_python_interpreter does not apply: '
+                    'the hypervisor host never runs this.' % (library, socket.gethostname(), sys.executable,
+                                                               purpose, library)))
+        return None
+
     def _run(self, params):
-        if params.get('secrets') and not HAS_CRYPTOGRAPHY:
-            return self._failure('unsupported', missing_required_lib('cryptography') + ' (on the controller)')
-        if params.get('domain') is not None and not connection.HAS_LIBVIRT:
-            return self._failure('unsupported', missing_required_lib('libvirt-python') + ' (on the controller)')
+        missing = self._library_failure(params)
+        if missing is not None:
+            return missing
         if params.get('replay_dir') is not None:
             params['replay_dir'] = self._output_path(params['replay_dir'])
         inputs = None
+        if params.get('secret_header_file') is not None or params.get('digest_cache') is not None:
+            inputs = self._inputs(params)
         if params.get('secret_header_file') is not None:
             # before anything is validated, claimed or written (see sev/outputs.py)
-            inputs = self._inputs(params)
             check_outputs(self._secret_outputs(params), inputs)
+        cache_path = None
+        if params.get('digest_cache') is not None:
+            cache_path = self._output_path(params['digest_cache'])
+            # the cache is rewritten: it must be none of the inputs and outputs
+            outputs = [('digest_cache', cache_path)]
+            if params.get('secret_header_file') is not None:
+                outputs += [(output.option, output.path) for output in self._secret_outputs(params)]
+            check_distinct(outputs, inputs)
+        # One cache per task, in memory at least: each file is read through
+        # one descriptor whose identity is checked after hashing.
+        cache = DigestCache(cache_path, read_only=bool(self._task.check_mode))
         outcome = run_validation(params, self._read_file, resolve_path=self._streamed_path,
                                  fetch_report=self._fetch_report, controller_hostname=socket.gethostname(),
-                                 local=self._locality(params), check_mode=bool(self._task.check_mode))
+                                 local=self._locality(params), check_mode=bool(self._task.check_mode),
+                                 digest_cache=cache)
         # A measurement claimed in replay_dir is a change on the controller.
         outcome['changed'] = bool(outcome.get('replay'))
         header_file, payload_file = params.get('secret_header_file'), params.get('secret_payload_file')

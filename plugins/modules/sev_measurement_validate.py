@@ -45,6 +45,8 @@ attributes:
     platforms: all
 requirements:
   - cryptography (on the controller, to build a secret packet)
+  - lxml (on the controller, with O(domain) or O(launch_info), to check the domain XML the host reports)
+  - libvirt-python (on the controller, with O(domain))
 options:
   measurement:
     description:
@@ -271,6 +273,38 @@ options:
     type: list
     elements: path
     default: []
+  firmware_sha256:
+    description:
+      - The SHA-256 (64 hex digits, optionally prefixed C(sha256:)) the O(firmware) file must have.
+      - A file with another digest fails the task before any verdict, with RV(reason) V(config) (4), naming this
+        option; the message shows the two digests and nothing else. Pins protect against a trusted file replaced
+        on the controller, and are part of the O(digest_cache) key.
+    type: str
+  kernel_sha256:
+    description: The SHA-256 the O(kernel) file must have, as O(firmware_sha256). Requires O(kernel).
+    type: str
+  initrd_sha256:
+    description: The SHA-256 the O(initrd) file must have, as O(firmware_sha256). Requires O(initrd).
+    type: str
+  digest_cache:
+    description:
+      - Path on the controller of a digest cache file (JSON, mode 0600), shared by the validations of a play and
+        by Ansible's forked workers, so that each distinct kernel and initrd is hashed once; for example
+        C({{ state_dir }}/digests.json) in the launch role's state directory. Default, the digests are kept in
+        memory for this task only.
+      - A file is looked up by its identity, taken from the descriptor that is hashed, device, inode, size,
+        modification and change time (nanoseconds), path, and the pin when given; any change to a file changes its
+        change time, so it is hashed again. A file that changed less than two seconds before it was read is never
+        cached (timestamps have a granularity). A file that changes while it is hashed fails the task.
+      - The cache is trusted, whoever can write it decides which digest a file has. It must be a regular file owned
+        by the user running Ansible, mode 0600, not a symbolic link, in a directory others cannot write, and none of
+        the input or output files; otherwise the task fails (RV(reason) V(insecure) or V(unsupported)). A file that
+        is not a digest cache at all is refused, never overwritten; an unreadable entry is ignored with a warning.
+        It holds digests, sizes and paths of the measured files, no key or secret.
+      - The firmware is hashed once per task (its hash state, needed to continue the launch digest, is kept in
+        memory only). Not written in check mode. Writing it is not reported as a change.
+      - See the threat model, C(docs/security.md), section Digest cache.
+    type: path
   launch_info:
     description:
       - The registered result of M(confidential.sev.sev_launch_info), to validate straight from a domain.
@@ -377,16 +411,38 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: What happened, on success and on failure (on a failure, why; never a key, secret or MAC).
+  type: str
+  returned: always
+  sample: the measurement matches the trusted files and keys (launch digest a78e7fef...3303a)
 replay:
   description:
-    - With O(replay_dir) and a valid measurement, what was recorded, C(tik_sha256) (SHA-256 of the TIK, labelled),
-      C(mnonce) (hex) and C(record) (the file).
+    - With O(replay_dir) and a valid measurement, what was recorded.
   type: dict
   returned: with O(replay_dir), when valid
+  sample:
+    tik_sha256: 0b6f1d3c2c5a9e1d3f4b8e7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d
+    mnonce: 5e0c3a1f9b7d2e4c6a8b0d1f3e5c7a9b
+    record: /srv/sev/state/seen/0b6f1d3c2c5a9e1d3f4b8e7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d/5e0c3a1f9b7d2e4c6a8b0d1f3e5c7a9b.json
+  contains:
+    tik_sha256:
+      description: SHA-256 (hex) of a label and the TIK (never the TIK itself).
+      type: str
+      sample: 0b6f1d3c2c5a9e1d3f4b8e7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d
+    mnonce:
+      description: The launch's measurement nonce, hex.
+      type: str
+      sample: 5e0c3a1f9b7d2e4c6a8b0d1f3e5c7a9b
+    record:
+      description: The file the measurement was recorded in.
+      type: str
+      sample: /srv/sev/state/seen/0b6f1d3c2c5a9e1d3f4b8e7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d/5e0c3a1f9b7d2e4c6a8b0d1f3e5c7a9b.json
 replayed:
   description: True when the measurement was refused as one validated before (a replay).
   type: bool
   returned: when a replay was refused
+  sample: true
 valid:
   description: Whether the measurement matched and every requirement held.
   type: bool
@@ -402,6 +458,22 @@ rc:
   type: int
   returned: always
   sample: 0
+error_kind:
+  description: With O(domain), the class of a libvirt or domain-state failure (for example C(unreachable), C(libvirt),
+    C(wrong_state)).
+  type: str
+  returned: on a libvirt or domain-state failure, when known
+  sample: unreachable
+libvirt_code:
+  description: With O(domain), libvirt's error code of the failed call.
+  type: int
+  returned: on a libvirt failure, when known
+  sample: 42
+libvirt_call:
+  description: With O(domain), the libvirt call that failed.
+  type: str
+  returned: on a libvirt failure, when known
+  sample: virDomainLookupByName
 launch_digest:
   description: SHA-256 (hex) of everything measured, the digest the platform MACs.
   type: str
@@ -410,62 +482,235 @@ launch_digest:
 digests:
   description:
     - SHA-256 (hex) of each measured part, for finding what differs from a known-good launch.
-    - Keys among C(firmware), C(kernel), C(initrd), C(cmdline) (with its NUL), C(hash_table), C(vmsa_cpu0),
-      C(vmsa_cpu1).
   type: dict
   returned: when the measurement could be computed
+  sample:
+    firmware: 3f1ba4bd8f2a0a8b06b5d6e6ef0a6c1b7c7c1b7b1d1f1e9a4b2b5e9d2f3c4a5b
+    vmsa_cpu0: 9d4e7f1d8d2a6c0e3b5a7c9e1f3d5b7a9c1e3f5d7b9a1c3e5f7d9b1a3c5e7f9d
+  contains:
+    firmware:
+      description: SHA-256 of the firmware file.
+      type: str
+      returned: always
+      sample: 3f1ba4bd8f2a0a8b06b5d6e6ef0a6c1b7c7c1b7b1d1f1e9a4b2b5e9d2f3c4a5b
+    kernel:
+      description: SHA-256 of the kernel (measured direct boot).
+      type: str
+      returned: with O(kernel)
+      sample: 5c6b2f1e8d7a9c0b1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d
+    initrd:
+      description: SHA-256 of the initrd, or of nothing when there is none.
+      type: str
+      returned: with O(kernel)
+      sample: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+    cmdline:
+      description: SHA-256 of the command line with its NUL.
+      type: str
+      returned: with O(kernel)
+      sample: 6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d
+    hash_table:
+      description: SHA-256 of the padded kernel hashes table.
+      type: str
+      returned: with O(kernel)
+      sample: 1b4f0e9851971998e732078544c96b36c3d01cedf7caa332359d6f1d83567014
+    vmsa_cpu0:
+      description: SHA-256 of the boot vCPU's VMSA (SEV-ES).
+      type: str
+      returned: for SEV-ES
+      sample: 9d4e7f1d8d2a6c0e3b5a7c9e1f3d5b7a9c1e3f5d7b9a1c3e5f7d9b1a3c5e7f9d
+    vmsa_cpu1:
+      description: SHA-256 of the other vCPUs' VMSA (SEV-ES, more than one vCPU).
+      type: str
+      returned: for SEV-ES with more than one vCPU
+      sample: 2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881
 sizes:
   description: Byte counts of the streamed files.
   type: dict
   returned: when the measurement could be computed
+  sample:
+    firmware: 2097152
+    kernel: 11534336
+    initrd: 536870912
+  contains:
+    firmware:
+      description: Bytes of the firmware.
+      type: int
+      returned: always
+      sample: 2097152
+    kernel:
+      description: Bytes of the kernel.
+      type: int
+      returned: with O(kernel)
+      sample: 11534336
+    initrd:
+      description: Bytes of the initrd.
+      type: int
+      returned: with O(initrd)
+      sample: 536870912
 policy:
-  description: The guest policy decoded into C(value), C(hex), C(flags), C(min_api_major), C(min_api_minor).
+  description: The guest policy decoded.
   type: dict
   returned: when the measurement could be computed
+  sample:
+    value: 7
+    hex: '0x00000007'
+    flags: [NODBG, NOKS, ES]
+    min_api_major: 0
+    min_api_minor: 0
+  contains:
+    value:
+      description: The policy as an integer.
+      type: int
+      sample: 7
+    hex:
+      description: The policy in hex.
+      type: str
+      sample: '0x00000007'
+    flags:
+      description: The names of the policy bits set.
+      type: list
+      elements: str
+      sample: [NODBG, NOKS, ES]
+    min_api_major:
+      description: The minimum firmware API major version the policy requires.
+      type: int
+      sample: 0
+    min_api_minor:
+      description: The minimum firmware API minor version the policy requires.
+      type: int
+      sample: 0
 firmware:
-  description:
-    - What the firmware's OVMF footer table says, C(present), C(sev_es_reset_address), C(sev_hash_table),
-      C(secret_area) (null when the firmware has none, so injection needs an explicit guest address),
-      C(snp_metadata_offset) and C(entries).
+  description: What the firmware's OVMF footer table says.
   type: dict
   returned: when the measurement could be computed
+  sample:
+    present: true
+    sev_es_reset_address: 4294963200
+    sev_hash_table: {base: 8457216, size: 1024}
+    secret_area: {base: 8454144, size: 3072}
+    snp_metadata_offset: null
+    entries: [00f771de-1a7e-4fcb-890e-68c77e2fb44e]
+  contains:
+    present:
+      description: Whether the firmware has an OVMF footer table.
+      type: bool
+      sample: true
+    sev_es_reset_address:
+      description: The SEV-ES reset vector address, or null.
+      type: int
+      sample: 4294963200
+    sev_hash_table:
+      description: C(base) and C(size) of the kernel hashes table area, or null.
+      type: dict
+      sample: {base: 8457216, size: 1024}
+    secret_area:
+      description: C(base) and C(size) of the secret area, or null when the firmware has none (injection then
+        needs an explicit guest address).
+      type: dict
+      sample: {base: 8454144, size: 3072}
+    snp_metadata_offset:
+      description: The SEV-SNP metadata offset, or null.
+      type: int
+      sample: null
+    entries:
+      description: The GUIDs of the footer table's entries.
+      type: list
+      elements: str
+      sample: [00f771de-1a7e-4fcb-890e-68c77e2fb44e]
 computed_measurement:
   description: The validated measurement, base64 of 48 bytes. Never returned on a mismatch.
   type: str
   returned: on a match
+  sample: RjuaBStkRmVQIOGgC/Z47ZjRWHKoUjpfp0NovI/JktZPvgvtutbIauj2iXHRA+VU
 secret_header:
   description: Base64 of the 52-byte LAUNCH_SECRET header (flags, IV, MAC).
   type: str
   returned: on a match, when O(secrets) were given
+  sample: AAAAAHN3Y3RlZWN0c2VjcmV0aGVhZGVyc2FtcGxlMTIzNDU2Nzg5MGFiY2RlZmdoaWo=
 secret_payload:
   description: Base64 of the encrypted secret table.
   type: str
   returned: on a match, when O(secrets) were given
+  sample: q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJ
 secret_guids:
   description: The GUIDs in the secret table, in order.
   type: list
   elements: str
   returned: when the measurement could be computed
+  sample: [736869e5-84f0-4973-92ec-06879ce3da0b]
 secret_files:
   description: The header and payload paths written (or that would be, in check mode).
   type: dict
   returned: when files are written
+  sample:
+    header: out/guest1.header
+    payload: out/guest1.payload
+  contains:
+    header:
+      description: The path of the header file, as given.
+      type: str
+      sample: out/guest1.header
+    payload:
+      description: The path of the payload file, as given.
+      type: str
+      sample: out/guest1.payload
 diagnosis:
-  description:
-    - On a mismatch with O(diagnose), C(matches) (each a C(change) and its C(advice)), C(tried) (the names of
-      every change tried) and a C(summary) sentence.
+  description: On a mismatch with O(diagnose), what was tried and which single change would have matched.
   type: dict
   returned: on a mismatch, with O(diagnose)
+  sample:
+    matches: [{change: vCPU count 2 instead of 4, advice: set num_cpus to 2}]
+    tried: [TIK and TEK swapped, vCPU count 2 instead of 4]
+    summary: set num_cpus to 2
+  contains:
+    matches:
+      description: Each matching change, a C(change) and its C(advice).
+      type: list
+      elements: dict
+      sample: [{change: vCPU count 2 instead of 4, advice: set num_cpus to 2}]
+    tried:
+      description: The names of every change tried.
+      type: list
+      elements: str
+      sample: [TIK and TEK swapped, vCPU count 2 instead of 4]
+    summary:
+      description: The advice of the matching changes, or a sentence saying none matched.
+      type: str
+      sample: set num_cpus to 2
+digest_cache:
+  description:
+    - What this task's file hashing cost, from the in-memory cache, or O(digest_cache) when given.
+  type: dict
+  returned: when the validation ran (also when it failed after its options were read)
+  sample:
+    hits: 2
+    misses: 1
+    hashed_bytes: 2097152
+  contains:
+    hits:
+      description: Files whose digest came from the cache (the file was opened and its identity checked, not read).
+      type: int
+      sample: 2
+    misses:
+      description: Files hashed.
+      type: int
+      sample: 1
+    hashed_bytes:
+      description: Bytes read and hashed.
+      type: int
+      sample: 2097152
 notes:
   description: From a domain, which inputs came from the host and which explicit options overrode it.
   type: list
   elements: str
   returned: when validating from a domain
+  sample: ['num_cpus: 2, from the host (insecure)']
 warnings:
   description: Things worth knowing that did not stop the validation.
   type: list
   elements: str
   returned: when the measurement could be computed
+  sample: ['num_cpus is ignored: a plain SEV measurement does not cover vCPUs']
 """
 
 from ansible_collections.confidential.sev.plugins.module_utils.controller_only import refuse_on_managed_host
