@@ -10,7 +10,7 @@ module: sev_launch_record
 short_description: The controller's record of the SEV launches it started, and what to do with an active domain
 version_added: 0.1.0
 description:
-  - The memory of the role M(confidential.sev.sev_launch) between runs, kept on the controller in O(state_dir).
+  - The memory of the role C(confidential.sev.sev_launch) between runs, kept on the controller in O(state_dir).
     One record per launch, per inventory host and domain UUID, with the libvirt domain ID, the validated
     measurement (and its mnonce) and the stage reached, V(started), V(validated), V(injected), V(resumed), or a
     failure.
@@ -144,33 +144,175 @@ why:
   description: With O(state=query), why that plan, in a sentence.
   type: str
   returned: with O(state=query)
+  sample: "the domain is shut off: launch it"
 record:
   description:
-    - The launch record, C(version), C(host), C(domain_uuid), C(domain_name), C(domain_id), C(uri), C(launch_id),
-      C(session), C(secret_count), C(stage), C(stage_times), C(measurement), C(mnonce), C(tik_sha256), C(failed)
-      (null, or C(reason), C(destroyed), C(at)). With O(state=query), the latest one, or null.
+    - The launch record. With O(state=query), the latest one, or null when this controller has none.
   type: dict
   returned: except with O(state=prepare)
+  sample:
+    version: 1
+    host: hv1.example.net
+    domain_uuid: 7c5e1c86-6a1a-4f4e-9a51-2c1f0f3c0a11
+    domain_name: db1
+    domain_id: 12
+    uri: qemu:///system
+    launch_id: 20261130T120102Z-1a2b3c4d
+    session: fresh
+    secret_count: 1
+    stage: validated
+    stage_times: {started: "2026-11-30T12:01:04Z", validated: "2026-11-30T12:01:05Z"}
+    measurement: 3q2+7w... (64 characters)
+    mnonce: 0f1e2d3c4b5a69788796a5b4c3d2e1f0
+    tik_sha256: 5b0f... (64 hexadecimal digits)
+    failed: null
+  contains:
+    version:
+      description: The record format version.
+      type: int
+      sample: 1
+    host:
+      description: The O(host) the launch belongs to.
+      type: str
+      sample: hv1.example.net
+    domain_uuid:
+      description: The domain's UUID, canonical form.
+      type: str
+      sample: 7c5e1c86-6a1a-4f4e-9a51-2c1f0f3c0a11
+    domain_name:
+      description: The domain's name, as recorded with V(started).
+      type: str
+      sample: db1
+    domain_id:
+      description: The libvirt domain ID of the launch.
+      type: int
+      sample: 12
+    uri:
+      description: The libvirt URI on the host, as recorded.
+      type: str
+      sample: qemu:///system
+    launch_id:
+      description: The launch id from O(state=prepare).
+      type: str
+      sample: 20261130T120102Z-1a2b3c4d
+    session:
+      description: V(fresh) or V(premade).
+      type: str
+      sample: fresh
+    secret_count:
+      description: How many secrets the launch is to receive.
+      type: int
+      sample: 1
+    stage:
+      description: The last stage reached, V(started), V(validated), V(injected) or V(resumed), or null.
+      type: str
+      sample: validated
+    stage_times:
+      description: When each stage was recorded (UTC, ISO 8601), by stage.
+      type: dict
+      sample: {started: "2026-11-30T12:01:04Z", validated: "2026-11-30T12:01:05Z"}
+      contains:
+        started:
+          description: When V(started) was recorded.
+          type: str
+          returned: once the launch reached it
+          sample: "2026-11-30T12:01:04Z"
+        validated:
+          description: When V(validated) was recorded.
+          type: str
+          returned: once the launch reached it
+          sample: "2026-11-30T12:01:05Z"
+        injected:
+          description: When V(injected) was recorded.
+          type: str
+          returned: once the launch reached it
+          sample: "2026-11-30T12:01:06Z"
+        resumed:
+          description: When V(resumed) was recorded.
+          type: str
+          returned: once the launch reached it
+          sample: "2026-11-30T12:01:07Z"
+    measurement:
+      description: The validated launch measurement (base64), from V(validated) on.
+      type: str
+      sample: 3q2+7w... (64 characters)
+    mnonce:
+      description: The measurement's nonce, in hex, from V(validated) on.
+      type: str
+      sample: 0f1e2d3c4b5a69788796a5b4c3d2e1f0
+    tik_sha256:
+      description: The keyed digest of the launch's TIK that the replay record uses (never the TIK), or null.
+      type: str
+      sample: 5b0f... (64 hexadecimal digits)
+    failed:
+      description: Null, or how the launch failed, C(reason), C(destroyed) (true, false or null) and C(at) (UTC).
+      type: dict
+      sample: {reason: "mismatch", destroyed: true, at: "2026-11-30T12:01:06Z"}
+      contains:
+        reason:
+          description: The failure's reason, as the failed step reported it.
+          type: str
+          sample: mismatch
+        destroyed:
+          description: Whether the launch was destroyed (null when no destroy was tried).
+          type: bool
+          sample: true
+        at:
+          description: When the failure was recorded (UTC).
+          type: str
+          sample: "2026-11-30T12:01:06Z"
 launch_id:
-  description: The launch id.
+  description: The launch id (a UTC time stamp and 8 random hex digits).
   type: str
   returned: except with O(state=query)
+  sample: 20261130T120102Z-1a2b3c4d
 launch_dir:
-  description: With O(state=prepare), the new launch directory.
+  description: With O(state=prepare), the new launch directory (0700; not created in check mode).
   type: str
   returned: with O(state=prepare)
+  sample: /var/lib/sev-owner/state/hv1.example.net/7c5e1c86-6a1a-4f4e-9a51-2c1f0f3c0a11/launches/20261130T120102Z-1a2b3c4d
 files:
-  description: With O(state=prepare), where a fresh session's C(tek), C(tik), C(dh_cert) and C(session) go.
+  description: With O(state=prepare), where a fresh session's files go, for M(confidential.sev.sev_session).
   type: dict
   returned: with O(state=prepare)
+  sample: {tek: .../launches/20261130T120102Z-1a2b3c4d/tek, tik: .../tik, dh_cert: .../godh.b64, session: .../session.b64}
+  contains:
+    tek:
+      description: The path for O(confidential.sev.sev_session#module:tek_file).
+      type: str
+      sample: /var/lib/sev-owner/state/hv1.example.net/7c5e1c86-6a1a-4f4e-9a51-2c1f0f3c0a11/launches/20261130T120102Z-1a2b3c4d/tek
+    tik:
+      description: The path for O(confidential.sev.sev_session#module:tik_file).
+      type: str
+      sample: /var/lib/sev-owner/state/hv1.example.net/7c5e1c86-6a1a-4f4e-9a51-2c1f0f3c0a11/launches/20261130T120102Z-1a2b3c4d/tik
+    dh_cert:
+      description: The path for O(confidential.sev.sev_session#module:dh_cert_file).
+      type: str
+      sample: /var/lib/sev-owner/state/hv1.example.net/7c5e1c86-6a1a-4f4e-9a51-2c1f0f3c0a11/launches/20261130T120102Z-1a2b3c4d/godh.b64
+    session:
+      description: The path for O(confidential.sev.sev_session#module:session_file).
+      type: str
+      sample: /var/lib/sev-owner/state/hv1.example.net/7c5e1c86-6a1a-4f4e-9a51-2c1f0f3c0a11/launches/20261130T120102Z-1a2b3c4d/session.b64
+state_dir:
+  description: O(state_dir), as used.
+  type: str
+  returned: on success
+  sample: /var/lib/sev-owner/state
+msg:
+  description: Why the task failed, naming the option or record at fault.
+  type: str
+  returned: on failure
+  sample: "domain_id must be the running domain's ID, an integer of at least 1, got 0"
 reason:
-  description: V(ok), or why the task failed.
+  description: V(ok), or why the task failed (V(unsupported) for bad input, V(insecure), V(error)).
   type: str
   returned: always
+  sample: ok
 rc:
   description: The exit code for RV(reason) (0, 2, 3, 6).
   type: int
   returned: always
+  sample: 0
 """
 
 from ansible_collections.confidential.sev.plugins.module_utils.controller_only import refuse_on_managed_host

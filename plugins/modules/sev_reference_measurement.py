@@ -217,6 +217,7 @@ dest:
   description: The file written (or that would be, in check mode).
   type: str
   returned: success
+  sample: /srv/sev-owner/reference/allowed.json
 format:
   description: The output format.
   type: str
@@ -226,24 +227,183 @@ records:
   description:
     - One per combination, firmware outermost, then O(direct_boot), plain SEV before SEV-ES, then O(num_cpus),
       O(cpu_skus), O(vmsa_variants), O(vmsa_sev_features), each in the order given.
-    - Each has C(mode), C(firmware), C(kernel), C(initrd) (as given), C(cmdline) (null unless UTF-8),
-      C(cmdline_b64), C(num_cpus), C(cpu_sku), C(cpu_family), C(cpu_model), C(cpu_stepping), C(cpu_signature),
-      C(vmsa_variant), C(vmsa_sev_features) (null for plain SEV), C(launch_digest) (hex), C(launch_digest_b64),
-      C(digests) (SHA-256 hex of C(firmware), C(kernel), C(initrd), C(cmdline) with its NUL, C(hash_table),
-      C(vmsa_cpu0), C(vmsa_cpu1), those measured) and C(sizes) (bytes of the streamed files).
   type: list
   elements: dict
   returned: success
+  sample:
+    - mode: seves
+      firmware: /srv/sev-owner/firmware/OVMF.amdsev.fd
+      kernel: /srv/sev-owner/boot/vmlinuz
+      initrd: /srv/sev-owner/boot/initrd.img
+      cmdline: console=ttyS0
+      cmdline_b64: Y29uc29sZT10dHlTMA==
+      num_cpus: 4
+      cpu_sku: EPYC-Milan
+      cpu_family: 25
+      cpu_model: 1
+      cpu_stepping: 1
+      cpu_signature: "0x00a00f11"
+      vmsa_variant: legacy
+      vmsa_sev_features: 0
+      launch_digest: 5c023e990be4ff1fe40b21e9aca8f72bb9e65e6766fbfed27e91bd014...
+      launch_digest_b64: XAI+mQvk/x/kCyHprKj3K7zmXmdm+/7SfpG9AUDWIMQ=
+      digests: {firmware: 9a1b..., kernel: 33c4..., initrd: 0e7d..., cmdline: 5f21..., hash_table: c0de...,
+                vmsa_cpu0: 7a7a..., vmsa_cpu1: 8b8b...}
+      sizes: {firmware: 2097152, kernel: 11534336, initrd: 52428800}
+  contains:
+    mode:
+      description: V(sev) or V(seves), as C(sev-snp-measure) names them.
+      type: str
+      sample: seves
+    firmware:
+      description: The firmware file, as given.
+      type: str
+      sample: /srv/sev-owner/firmware/OVMF.amdsev.fd
+    kernel:
+      description: The kernel file, as given, or null without measured direct boot.
+      type: str
+      sample: /srv/sev-owner/boot/vmlinuz
+    initrd:
+      description: The initrd file, as given, or null.
+      type: str
+      sample: /srv/sev-owner/boot/initrd.img
+    cmdline:
+      description: The kernel command line, or null when it is not UTF-8 (see RV(records[].cmdline_b64)) or not measured.
+      type: str
+      sample: console=ttyS0
+    cmdline_b64:
+      description: The kernel command line's exact bytes, base64, or null.
+      type: str
+      sample: Y29uc29sZT10dHlTMA==
+    num_cpus:
+      description: The vCPU count (SEV-ES), or null for plain SEV.
+      type: int
+      sample: 4
+    cpu_sku:
+      description: The CPU SKU label the VMSAs were built for (SEV-ES), or null.
+      type: str
+      sample: EPYC-Milan
+    cpu_family:
+      description: Its CPU family, or null.
+      type: int
+      sample: 25
+    cpu_model:
+      description: Its CPU model, or null.
+      type: int
+      sample: 1
+    cpu_stepping:
+      description: Its CPU stepping, or null.
+      type: int
+      sample: 1
+    cpu_signature:
+      description: Its CPUID signature in hex, or null.
+      type: str
+      sample: "0x00a00f11"
+    vmsa_variant:
+      description: The VMSA variant (V(legacy) or V(init2)), or null for plain SEV.
+      type: str
+      sample: legacy
+    vmsa_sev_features:
+      description: The VMSA's SEV features value, or null for plain SEV.
+      type: int
+      sample: 0
+    launch_digest:
+      description: The launch digest, hex.
+      type: str
+      sample: 5c023e990be4ff1fe40b21e9aca8f72bb9e65e6766fbfed27e91bd0140d62031
+    launch_digest_b64:
+      description: The launch digest, standard base64.
+      type: str
+      sample: XAI+mQvk/x/kCyHprKj3K7zmXmdm+/7SfpG9AUDWIMQ=
+    digests:
+      description:
+        - SHA-256 (hex) of each measured component, those measured only, C(firmware), C(kernel), C(initrd),
+          C(cmdline) (with its NUL), C(hash_table), C(vmsa_cpu0), C(vmsa_cpu1).
+      type: dict
+      sample: {firmware: 9a1b..., hash_table: c0de..., vmsa_cpu0: 7a7a..., vmsa_cpu1: 8b8b...}
+      contains:
+        firmware:
+          description: SHA-256 of the firmware.
+          type: str
+          returned: when measured
+          sample: 9a1b...
+        kernel:
+          description: SHA-256 of the kernel.
+          type: str
+          returned: when measured
+          sample: 33c4...
+        initrd:
+          description: SHA-256 of the initrd.
+          type: str
+          returned: when measured
+          sample: 0e7d...
+        cmdline:
+          description: SHA-256 of the command line with its NUL.
+          type: str
+          returned: when measured
+          sample: 5f21...
+        hash_table:
+          description: SHA-256 of the hash table QEMU adds.
+          type: str
+          returned: when measured
+          sample: c0de...
+        vmsa_cpu0:
+          description: SHA-256 of the first vCPU's VMSA (SEV-ES).
+          type: str
+          returned: when measured
+          sample: 7a7a...
+        vmsa_cpu1:
+          description: SHA-256 of the other vCPUs' VMSA (SEV-ES, more than one vCPU).
+          type: str
+          returned: when measured
+          sample: 8b8b...
+    sizes:
+      description: The size in bytes of each streamed file, C(firmware), C(kernel), C(initrd).
+      type: dict
+      sample: {firmware: 2097152, kernel: 11534336, initrd: 52428800}
+      contains:
+        firmware:
+          description: Size of the firmware.
+          type: int
+          returned: when measured
+          sample: 2097152
+        kernel:
+          description: Size of the kernel.
+          type: int
+          returned: when measured
+          sample: 11534336
+        initrd:
+          description: Size of the initrd.
+          type: int
+          returned: when measured
+          sample: 52428800
 allowed_digests:
   description: The distinct launch digests, standard base64, as written to C(allowed_digests).
   type: list
   elements: str
   returned: with O(format=simple-kbs)
   sample: [XAI+mQvk/x/kCyHprKj3K7zmXmdm+/7SfpG9AUDWIMQ=]
+warnings:
+  description: Settings that were accepted but weaken the published policy.
+  type: list
+  elements: str
+  returned: when there are any
+  sample: ["allowed_policies is not set: simple-kbs then accepts any guest policy, including ones that let the host debug the guest"]
+msg:
+  description: Why the task failed, naming the option or file at fault.
+  type: str
+  returned: on failure
+  sample: "firmware: /srv/sev-owner/firmware/OVMF.fd has no SEV hash table: measured direct boot is impossible"
 reason:
   description: On a refusal, V(unsupported) (bad input) or V(error) (a malformed firmware, an unexpected error).
   type: str
   returned: on failure
+  sample: unsupported
+rc:
+  description: The exit code for RV(reason), as C(virt-qemu-sev-validate) numbers them (2 or 6).
+  type: int
+  returned: on failure
+  sample: 2
 """
 
 from ansible_collections.confidential.sev.plugins.module_utils.controller_only import refuse_on_managed_host

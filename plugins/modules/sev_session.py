@@ -202,7 +202,7 @@ seealso:
 
 EXAMPLES = r"""
 # On a real host: read the platform's certificates, fetch the chip's CEK from AMD, verify, make the session,
-# and give it to libvirt.
+# and give it to libvirt (sev_domain sets dhCert, session and policy in the domain's definition).
 - name: Read the platform's SEV certificates (no domain needed)
   confidential.sev.sev_launch_info: {}
   register: hv
@@ -227,18 +227,14 @@ EXAMPLES = r"""
     session_file: keys/guest1.session.b64
   register: launch_session
 
-- name: Define the guest with them
-  community.libvirt.virt:
-    command: define
-    xml: "{{ lookup('ansible.builtin.template', 'guest1.xml.j2') }}"
-  # guest1.xml.j2:
-  #   <launchSecurity type='sev' kernelHashes='yes'>
-  #     <cbitpos>{{ hv.node_sev.cbitpos }}</cbitpos>
-  #     <reducedPhysBits>{{ hv.node_sev.reduced_phys_bits }}</reducedPhysBits>
-  #     <policy>0x0007</policy>
-  #     <dhCert>{{ launch_session.dh_cert }}</dhCert>
-  #     <session>{{ launch_session.session }}</session>
-  #   </launchSecurity>
+- name: Set them in the guest's definition and start it paused (the domain already has <launchSecurity type='sev'>)
+  confidential.sev.sev_domain:
+    domain: guest1
+    state: paused
+    launch_security:
+      dh_cert: "{{ launch_session.dh_cert }}"
+      session: "{{ launch_session.session }}"
+      policy: 0x7
 
 - name: Pin the machine, with a chip id recorded when it was enrolled (and the CEK fetched for that id)
   confidential.sev.sev_session:
@@ -282,18 +278,51 @@ dh_cert:
   description: The guest owner's DH certificate (GODH), base64 of 2084 bytes, for the domain's C(<dhCert>).
   type: str
   returned: with O(state=present), except for a new session in check mode
+  sample: AQAAAAAAAAAAAAAAAAAAAA... (2780 characters)
 session:
   description: The launch session, base64 of 128 bytes, for the domain's C(<session>).
   type: str
   returned: with O(state=present), except for a new session in check mode
+  sample: 8QIAbl3ZW1p7bKv0c9Q3iA... (172 characters)
 policy:
-  description: The guest policy decoded into C(value), C(hex), C(flags), C(min_api_major), C(min_api_minor).
+  description: The guest policy, decoded.
   type: dict
   returned: with O(state=present)
+  sample: {value: 7, hex: "0x00000007", flags: [NODBG, NOKS, ES], min_api_major: 0, min_api_minor: 0}
+  contains:
+    value:
+      description: The policy as an integer.
+      type: int
+      sample: 7
+    hex:
+      description: The policy as 8 hexadecimal digits.
+      type: str
+      sample: "0x00000007"
+    flags:
+      description: The names of the policy bits that are set (V(NODBG), V(NOKS), V(ES), V(NOSEND), V(DOMAIN), V(SEV)).
+      type: list
+      elements: str
+      sample: [NODBG, NOKS, ES]
+    min_api_major:
+      description: The oldest firmware API major version the policy accepts.
+      type: int
+      sample: 0
+    min_api_minor:
+      description: The oldest firmware API minor version the policy accepts.
+      type: int
+      sample: 0
 chain:
   description: The verified chain.
   type: dict
   returned: with O(state=present)
+  sample:
+    generation: milan
+    anchors: pinned
+    user_supplied_root: false
+    pdh: {usage: PDH, algo: ECDH-SHA256, api_major: 1, api_minor: 55}
+    pek: {usage: PEK, algo: ECDSA-SHA256, api_major: 1, api_minor: 55}
+    oca: {usage: OCA, algo: ECDSA-SHA256, api_major: 1, api_minor: 55}
+    cek: {usage: CEK, algo: ECDSA-SHA256, api_major: 0, api_minor: 0}
   contains:
     generation:
       description: The processor generation of AMD's root key that anchors the chain, V(lab) with O(lab_root).
@@ -310,18 +339,41 @@ chain:
       type: bool
       sample: false
     pdh:
-      description: The PDH certificate's C(usage), C(algo), C(api_major) and C(api_minor).
+      description: The PDH certificate's usage, algorithm and the firmware API version that made it.
       type: dict
       sample: {usage: PDH, algo: ECDH-SHA256, api_major: 0, api_minor: 22}
+      contains: &cert_fields
+        usage:
+          description: The certificate's usage (V(PDH), V(PEK), V(OCA), V(CEK)).
+          type: str
+          sample: PDH
+        algo:
+          description: Its key algorithm.
+          type: str
+          sample: ECDH-SHA256
+        api_major:
+          description: The firmware API major version recorded in it.
+          type: int
+          sample: 1
+        api_minor:
+          description: The firmware API minor version recorded in it.
+          type: int
+          sample: 55
     pek:
       description: The same for the PEK.
       type: dict
+      sample: {usage: PEK, algo: ECDSA-SHA256, api_major: 1, api_minor: 55}
+      contains: *cert_fields
     oca:
       description: The same for the OCA.
       type: dict
+      sample: {usage: OCA, algo: ECDSA-SHA256, api_major: 1, api_minor: 55}
+      contains: *cert_fields
     cek:
       description: The same for the CEK (from O(cek_file)).
       type: dict
+      sample: {usage: CEK, algo: ECDSA-SHA256, api_major: 0, api_minor: 0}
+      contains: *cert_fields
 user_supplied_root:
   description:
     - True when the chain ends at a user-supplied root (O(lab_root)), not at AMD's; the chain then proves nothing
@@ -333,19 +385,51 @@ cpu0_id:
   description: The chip id the host reported, in hex, or null.
   type: str
   returned: with O(state=present)
+  sample: 3a8e7f...(128 hexadecimal digits)
 kds_cek_url:
   description: The key server URL of the CEK for the chip id the host reported, or null.
   type: str
   returned: with O(state=present)
+  sample: https://kdsintf.amd.com/cek/id/3a8e7f...
 files:
-  description: The output files (written, kept, or that would be written in check mode), by kind.
+  description:
+    - The output files (written, kept, or that would be written in check mode), by kind; only the outputs that
+      were given appear.
   type: dict
   returned: with O(state=present)
+  sample: {tek: keys/guest1.tek, tik: keys/guest1.tik, dh_cert: out/guest1.godh.b64, session: out/guest1.session.b64}
+  contains:
+    tek:
+      description: O(tek_file).
+      type: str
+      sample: keys/guest1.tek
+    tik:
+      description: O(tik_file).
+      type: str
+      sample: keys/guest1.tik
+    tk:
+      description: O(tk_file).
+      type: str
+      sample: keys/guest1.tk
+    dh_cert:
+      description: O(dh_cert_file).
+      type: str
+      sample: out/guest1.godh.b64
+    session:
+      description: O(session_file).
+      type: str
+      sample: out/guest1.session.b64
 removed:
   description: The files removed (or that would be, in check mode).
   type: list
   elements: str
   returned: with O(state=absent)
+  sample: [keys/guest1.tek, keys/guest1.tik]
+msg:
+  description: Why the task failed, naming the option or certificate at fault (never key material).
+  type: str
+  returned: on failure
+  sample: "PEK: signature by the OCA does not verify"
 reason:
   description: V(ok), or why the task failed, V(unsupported) (bad input), V(insecure) (a link or pin failed) or V(error).
   type: str
@@ -361,6 +445,9 @@ warnings:
   type: list
   elements: str
   returned: when there are any
+  sample:
+    - "the policy has SEV-ES (bit 2) and the host reports max_es_guests 0: LAUNCH_START will fail unless the
+      platform runs SEV-ES guests"
 """
 
 from ansible_collections.confidential.sev.plugins.module_utils.controller_only import refuse_on_managed_host
