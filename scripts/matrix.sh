@@ -105,13 +105,14 @@ run_check() {
 }
 
 # expect_fail PATTERN COMMAND...: the command must fail (non-zero), its output
-# must match PATTERN (extended regex) and show no Python traceback.
+# must match PATTERN (extended regex over the whole output, newlines included)
+# and show no Python traceback.
 expect_fail() {
     local pattern="$1" out rc=0; shift
     out="$("$@" 2>&1)" || rc=$?
     printf '%s\n' "$out"
     ((rc != 0)) || { echo "MATRIX: expected a failure, got exit 0: $*"; return 1; }
-    grep -Eq -- "$pattern" <<<"$out" || { echo "MATRIX: the output does not match /$pattern/"; return 1; }
+    grep -Ezq -- "$pattern" <<<"$out" || { echo "MATRIX: the output does not match /$pattern/"; return 1; }
     if grep -q 'Traceback (most recent call last)' <<<"$out"; then
         echo "MATRIX: a traceback instead of a clear error"; return 1
     fi
@@ -190,7 +191,7 @@ check_adhoc() {
     # 2. a session from the real Rome chain (AMD's pinned roots), then removed
     local args
     args="$(printf '{"node_sev": {"pdh": "%s", "cert_chain": "%s", "cpu0_id": "%s", "cbitpos": 47,
-        "reduced_phys_bits": 1}, "cek_file": "%s/cek.cert", "policy": "0x30010003",
+        "reduced_phys_bits": 1}, "cek_file": "%s/cek.cert", "policy": 805371907,
         "min_pdh_api_version": "0.22", "tek_file": "%s/k/guest.tek", "tik_file": "%s/k/guest.tik",
         "dh_cert_file": "%s/k/guest.godh.b64", "session_file": "%s/k/guest.session.b64"}' \
         "$(b64 "$ROME/pdh.cert")" "$(cat "$ROME/pek.cert" "$ROME/oca.cert" "$ROME/cek.cert" | base64 -w0)" \
