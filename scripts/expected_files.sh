@@ -19,7 +19,7 @@ EXPECTED="$REPO/tests/packaging/expected_files.txt"
 
 # compare LIST: clear message and exit 1 when LIST differs from $EXPECTED.
 compare() {
-    local list="$1" extra missing
+    local list="$1" extra missing line
     [[ -f "$EXPECTED" ]] || die "$EXPECTED does not exist: run bash scripts/expected_files.sh"
     extra="$(LC_ALL=C comm -13 <(LC_ALL=C sort -u "$EXPECTED") <(LC_ALL=C sort -u "$list"))"
     missing="$(LC_ALL=C comm -23 <(LC_ALL=C sort -u "$EXPECTED") <(LC_ALL=C sort -u "$list"))"
@@ -29,8 +29,14 @@ compare() {
     fi
     {
         echo "The collection tarball's file list differs from tests/packaging/expected_files.txt."
-        [[ -z "$extra" ]] || printf 'Shipped but not expected:\n%s\n' "$(sed 's/^/  + /' <<<"$extra")"
-        [[ -z "$missing" ]] || printf 'Expected but not shipped:\n%s\n' "$(sed 's/^/  - /' <<<"$missing")"
+        if [[ -n "$extra" ]]; then
+            echo "Shipped but not expected:"
+            while IFS= read -r line; do printf '  + %s\n' "$line"; done <<<"$extra"
+        fi
+        if [[ -n "$missing" ]]; then
+            echo "Expected but not shipped:"
+            while IFS= read -r line; do printf '  - %s\n' "$line"; done <<<"$missing"
+        fi
         echo "A key, secret, cache or editor file shipped: fix galaxy.yml's manifest: directives."
         echo "A collection file added or removed on purpose: bash scripts/expected_files.sh, review git diff."
     } >&2

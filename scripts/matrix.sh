@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # the check_* functions are invoked indirectly, by run_check
 # The collection on every supported ansible-core (2.16, 2.17, 2.18, 2.19), each
 # in its own virtualenv, from the built tarball as a user installs it:
 #
