@@ -35,7 +35,6 @@ except ImportError:  # an older engine without the cache: every validation hashe
     DigestCache = None
 
 
-
 def check_entry(entry):
     """One entry of guests, before Ansible's conversions (see controller_action.py)."""
     check_raw_integers(GUEST_SPEC, entry)

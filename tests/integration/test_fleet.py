@@ -156,8 +156,7 @@ def test_five_guests_together_keys_rerun_and_check_mode(hv, ovmf, tmp_path, gues
         assert dom.state()[0] == RUNNING and e2e.qemu_pid(hv, name) == pids[name]
         assert e2e.controller_record(owner.state_dir, hv.hostname, dom.UUIDString())['stage'] == 'resumed'
     record('fleet (a): 5 guests together: --check / launch / re-run / --check / resume',
-           '%.1fs / %.1fs / %.1fs / %.1fs / %.1fs' % (run0.seconds, run1.seconds, run2.seconds, run3.seconds,
-                                                     run4.seconds))
+           ' / '.join('%.1fs' % run.seconds for run in (run0, run1, run2, run3, run4)))
 
 
 def test_one_bad_guest_among_fifty(hv, ovmf, tmp_path, guests, record):

@@ -62,8 +62,8 @@ def host(monkeypatch, platform):
     return made
 
 
-def args(owner, names=NAMES, **extra):
-    result = dict(guests=[{'domain': name} for name in names], host='hv1', state_dir=owner['state_dir'],
+def args(owner, names=NAMES, guests=None, **extra):
+    result = dict(guests=[{'domain': name} for name in names] if guests is None else guests, host='hv1', state_dir=owner['state_dir'],
                   policy=0x33, firmware=owner['firmware'], cek_file=owner['cek'], ark_file=owner['ark'],
                   ask_file=owner['ask'], lab_root=True, secrets=[{'guid': 'luks-key', 'path': owner['key']}])
     result.update(extra)
@@ -291,7 +291,7 @@ def test_replay_is_refused_and_destroyed(host, owner, monkeypatch):
 def test_bad_entries_fail_only_their_guest(host, owner):
     guests = [{'domain': 'g0'}, {'domain': 'g1', 'firmwre': 'typo'}, {'domain': 'g0'}, 'g3',
               {'domain': 'g4', 'policy': 'seven'}, {'domain': 'missing'}]
-    result = run(owner, **dict(args(owner), guests=guests))
+    result = run(owner, **args(owner, guests=guests))
     outcomes = result['outcomes']
     assert [o['failed'] for o in outcomes] == [False, True, True, True, True, True]
     assert 'unknown keys firmwre' in outcomes[1]['msg']
@@ -304,7 +304,7 @@ def test_bad_entries_fail_only_their_guest(host, owner):
 
 def test_a_guest_override_applies_to_that_guest_only(host, owner):
     guests = [{'domain': 'g0', 'resume': False}, {'domain': 'g1', 'firmware': None}, {'domain': 'g2'}]
-    result = run(owner, **dict(args(owner), guests=guests))
+    result = run(owner, **args(owner, guests=guests))
     outcomes = by_domain(result)
     assert 'left paused before its first run' in outcomes['g0']['msg']
     assert outcomes['g1']['failed_task'] == launch_batch.NEEDS_TASK and 'firmware' in outcomes['g1']['msg']
@@ -330,14 +330,14 @@ def test_an_active_unknown_launch_is_left_untouched(host, owner):
 
 
 def test_a_task_level_usage_error_names_the_option(host, owner):
-    result = run(owner, **dict(args(owner), guests='g0'))
+    result = run(owner, **args(owner, guests='g0'))
     assert result['failed'] is True and result['rc'] == 2
     assert 'guests' in result['msg']
     assert host.calls == []
 
 
 def test_secret_option_values_are_never_shown(host, owner):
-    result = run(owner, **dict(args(owner, names=['g0']), tik='KEYTEXT-not-a-path', tek='KEYTEXT2'))
+    result = run(owner, **args(owner, names=['g0'], tik='KEYTEXT-not-a-path', tek='KEYTEXT2'))
     outcome = result['outcomes'][0]
     assert outcome['failed'] is True
     assert 'KEYTEXT' not in json.dumps(result)
