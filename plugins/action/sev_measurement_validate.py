@@ -103,12 +103,12 @@ class ActionModule(ControllerAction):
         points at the managed host's interpreter, which does not apply here)."""
         for library, available, purpose in self._required_libraries(params):
             if not available:
-                return self._failure('unsupported', (
-                    'Failed to import the required Python library (%s) on the controller (%s\'s Python %s): '
-                    'confidential.sev.sev_measurement_validate runs on the controller and needs it %s. Install it '
-                    'in the Python that runs Ansible (pip install %s). ansible_python_interpreter does not apply: '
-                    'the hypervisor host never runs this.' % (library, socket.gethostname(), sys.executable,
-                                                               purpose, library)))
+                message = ('Failed to import the required Python library (%s) on the controller (%s\'s Python %s): '
+                           'confidential.sev.sev_measurement_validate runs on the controller and needs it %s. '
+                           'Install it in the Python that runs Ansible (pip install %s). ansible_python_interpreter '
+                           'does not apply: the hypervisor host never runs this.')
+                return self._failure('unsupported', message % (library, socket.gethostname(), sys.executable,
+                                                               purpose, library))
         return None
 
     def _run(self, params):

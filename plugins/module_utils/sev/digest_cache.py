@@ -183,15 +183,16 @@ class DigestCache:
 
     # -- hashing -------------------------------------------------------------
 
-    def sha256(self, path, what, pin=None):
-        """FileDigest (digest, size) of the regular file at ``path``."""
-        return self._get(path, what, pin, keep_state=False)
+    def sha256(self, path, what, pin=None, only_cached=False):
+        """FileDigest (digest, size) of the regular file at ``path``.
+        ``only_cached``: None instead of hashing on a miss (not counted)."""
+        return self._get(path, what, pin, keep_state=False, only_cached=only_cached)
 
-    def firmware(self, path, what='firmware', pin=None, keep_tail=0):
+    def firmware(self, path, what='firmware', pin=None, keep_tail=0, only_cached=False):
         """FileDigest with the hash state after the file (``state``, a fresh
         copy the caller may update) and its last ``keep_tail`` bytes."""
-        found = self._get(path, what, pin, keep_state=True, keep_tail=keep_tail)
-        return FileDigest(found.digest, found.size, found.state.copy(), found.tail)
+        found = self._get(path, what, pin, keep_state=True, keep_tail=keep_tail, only_cached=only_cached)
+        return None if found is None else FileDigest(found.digest, found.size, found.state.copy(), found.tail)
 
     def _key_lock(self, key):
         with self._lock:
@@ -208,7 +209,7 @@ class DigestCache:
                 hexdigest = self._digests.get(key)
             return None if hexdigest is None else FileDigest(bytes.fromhex(hexdigest), int(key.split(':')[2]))
 
-    def _get(self, path, what, pin, keep_state, keep_tail=0):
+    def _get(self, path, what, pin, keep_state, keep_tail=0, only_cached=False):
         with open_regular(path, what) as stream:
             # The clock before the first fstat: a change after this instant
             # gets a newer ctime than any entry stored (see MIN_AGE).
@@ -222,6 +223,8 @@ class DigestCache:
                     with self._lock:
                         self._hits += 1
                     return found
+                if only_cached:
+                    return None
                 hasher = hashlib.sha256()
                 result = hash_stream(stream, hasher, what, path, CHUNK_SIZE, keep_tail)
                 size, tail = result if keep_tail else (result, b'')
@@ -279,8 +282,7 @@ class DigestCache:
                                 'file this user made, mode 0600)' % (self.option, what, _kind(info.st_mode)))
         if info.st_uid != os.geteuid():
             raise InsecureUsage('%s: %s belongs to uid %d, not to this user (uid %d); refused: whoever can write '
-                                'it decides which digest a file has' % (self.option, what, info.st_uid,
-                                                                         os.geteuid()))
+                                'it decides which digest a file has' % (self.option, what, info.st_uid, os.geteuid()))
         if stat.S_IMODE(info.st_mode) & 0o077:
             raise InsecureUsage('%s: %s is mode %04o, not 0600; refused (this collection writes it 0600; '
                                 'another mode means someone else made or changed it: check, then remove it)'
@@ -356,8 +358,8 @@ class DigestCache:
             else:
                 bad += 1
         if bad:
-            self._warn('%s: %s had %d malformed entr%s, ignored' % (self.option, self.path, bad,
-                                                                     'y' if bad == 1 else 'ies'))
+            self._warn('%s: %s had %d malformed entr%s, ignored'
+                       % (self.option, self.path, bad, 'y' if bad == 1 else 'ies'))
         return entries
 
     @staticmethod

@@ -80,7 +80,10 @@ def _hash_with_cache(cache, firmware, kernel, initrd, pins):
     for name, path in (('kernel', kernel), ('initrd', initrd if kernel is not None else None)):
         if path is not None:
             calls[name] = functools.partial(cache.sha256, path, name, pins.get(name))
-    found = run_concurrently(calls)
+    # Hits first, in this thread (a thread pool costs more than a hit); then
+    # the misses side by side, each through its own descriptor again.
+    found = dict((name, call(only_cached=True)) for name, call in calls.items())
+    found.update(run_concurrently(dict((name, calls[name]) for name, item in found.items() if item is None)))
     sizes = dict((name, item.size) for name, item in found.items())
     digests = dict((name, item.digest) for name, item in found.items() if name != 'firmware')
     initrd_digest = digests.get('initrd', kernel_hashes.EMPTY_INITRD_DIGEST) if kernel is not None else None

@@ -87,7 +87,7 @@ def test_a_fresh_file_is_hashed_every_time(tmp_path):
     not move ctime, so nothing is cached."""
     path = make_file(tmp_path, 'kernel', b'kernel')
     cache = DigestCache(min_age=60)
-    for _ in range(3):
+    for dummy in range(3):
         assert cache.sha256(path, 'kernel').digest == sha(b'kernel')
     assert cache.stats() == {'hits': 0, 'misses': 3, 'hashed_bytes': 18}
 
@@ -479,8 +479,8 @@ def test_an_unwritable_cache_is_a_warning_not_a_failure(private, monkeypatch):
 # ---- properties -----------------------------------------------------------------------
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                   max_size=3), max_leaves=10)
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=10)
 KEYS = st.one_of(st.text(max_size=80), st.builds(
     lambda numbers, pin, path: '%s:%s:%s' % (':'.join(str(n) for n in numbers), pin, path),
     st.lists(st.integers(-3, 10 ** 12), min_size=5, max_size=5),

@@ -77,7 +77,7 @@ def test_fifty_validations_share_one_cache_and_hash_each_file_once(files):
     cache = DigestCache(min_age=MIN_AGE)
     expected = validate(request(files)).as_dict()
     assert expected['valid'] is True
-    for _ in range(50):
+    for dummy in range(50):
         assert validate(request(files), digest_cache=cache).as_dict() == expected
     assert cache.stats() == {'hits': 3 * 49, 'misses': 3,
                              'hashed_bytes': len(FIRMWARE) + len(KERNEL) + len(INITRD)}
@@ -88,7 +88,7 @@ def test_a_mismatch_and_its_diagnosis_are_the_same_with_a_cache(files):
     cache = DigestCache(min_age=MIN_AGE)
     without = validate(request(files, measurement=wrong)).as_dict()
     assert without['valid'] is False and without['diagnosis']['matches']
-    for _ in range(2):
+    for dummy in range(2):
         assert validate(request(files, measurement=wrong), digest_cache=cache).as_dict() == without
 
 
