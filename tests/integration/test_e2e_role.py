@@ -40,12 +40,9 @@ SHUTOFF = libvirt.VIR_DOMAIN_SHUTOFF
 PAUSED, RUNNING = libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_RUNNING
 DEBIAN_OVMF = '/usr/share/OVMF/OVMF_CODE.fd'
 # Overrides of an SEV-ES guest with 2 vCPUs on QEMU's EPYC model.
-ES2 = {'policy': ES_POLICY, 'num_cpus': 2, 'cpu_family': e2e.EPYC_FMS[0], 'cpu_model': e2e.EPYC_FMS[1],
-       'cpu_stepping': e2e.EPYC_FMS[2], 'require_policy': ['NODBG', 'NOKS', 'ES']}
-VALIDATE_TASK = 'Validate the measurement on the controller, from the files the guest owner trusts'
-START_TASK = 'Start the domain paused, before anything runs in it (with this launch\'s session)'
-INJECT_TASK = 'Inject the secrets into this launch, still before its first run'
-RESUME_TASK = 'Let the validated launch run (this launch only; resume never starts a domain)'
+ES2 = e2e.es_overrides(ES_POLICY, 2)
+VALIDATE_TASK, START_TASK = e2e.VALIDATE_TASK, e2e.START_TASK
+INJECT_TASK, RESUME_TASK = e2e.INJECT_TASK, e2e.RESUME_TASK
 
 
 @pytest.fixture(scope='module')

@@ -35,14 +35,9 @@ from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
 
 SEV_POLICY, ES_POLICY = default_policy(False), default_policy(True)
 SHUTOFF, PAUSED, RUNNING = libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_RUNNING
-ES1 = {'policy': ES_POLICY, 'num_cpus': 1, 'cpu_family': e2e.EPYC_FMS[0], 'cpu_model': e2e.EPYC_FMS[1],
-       'cpu_stepping': e2e.EPYC_FMS[2], 'require_policy': ['NODBG', 'NOKS', 'ES']}
-PIN_TASK = 'Pin the domain (its name or UUID resolved once; its UUID from here on)'
-READ_TASK = 'Read its launch state from the hypervisor (checked on the controller)'
-VALIDATE_TASK = 'Validate the measurement on the controller, from the files the guest owner trusts'
-INJECT_TASK = 'Inject the secrets into this launch, still before its first run'
-RESUME_TASK = 'Let the validated launch run (this launch only; resume never starts a domain)'
-PLAN_FAIL_TASK = 'Leave an active launch this controller did not validate untouched'
+ES1 = e2e.es_overrides(ES_POLICY, 1)
+PIN_TASK, READ_TASK, VALIDATE_TASK = e2e.PIN_TASK, e2e.READ_TASK, e2e.VALIDATE_TASK
+INJECT_TASK, RESUME_TASK, PLAN_FAIL_TASK = e2e.INJECT_TASK, e2e.RESUME_TASK, e2e.PLAN_FAIL_TASK
 
 
 @pytest.fixture(scope='module')

@@ -30,6 +30,7 @@ from ansible_collections.confidential.sev.plugins.module_utils.sev.measurement i
 from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import SecretTable, build_secret_packet
 from ansible_collections.confidential.sev.plugins.module_utils.sev.session import create_session
 
+from harness import e2e
 from harness.hypervisor import DEFAULT_QEMU, EmulatedHypervisor
 from harness.libvirtd import REGISTRY_DIR, processes_in_mntns, proc_starttime
 from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
@@ -432,31 +433,10 @@ def test_hypervisor_sh_stop_sweeps_an_instance_whose_holder_was_killed(tmp_path,
     assert os.listdir(state) == [name + '.log']  # pass-through: no platform state
 
 
-def _stand_in_bzimage(path):
-    """A file QEMU's x86 loader takes for a bzImage (boot protocol 2.15 header), random otherwise.
-
-    The guest is never resumed: only its bytes matter (they are hashed into the
-    kernel hashes table), not whether it could boot.
-    """
-    setup_sects = 4
-    image = bytearray(os.urandom((setup_sects + 1) * 512 + 256 * 1024))
-    image[0x1f1] = setup_sects
-    image[0x1fe:0x200] = b'\x55\xaa'
-    image[0x202:0x206] = b'HdrS'
-    image[0x206:0x208] = (0x020f).to_bytes(2, 'little')
-    image[0x211] = 0x01                                      # loadflags: LOADED_HIGH (bzImage)
-    image[0x22c:0x230] = (0x37ffffff).to_bytes(4, 'little')  # initrd_addr_max
-    image[0x236:0x238] = b'\0\0'                             # xloadflags
-    image[0x238:0x23c] = (2048).to_bytes(4, 'little')        # cmdline_size
-    with open(path, 'wb') as f:
-        f.write(image)
-    return path
-
-
 def test_direct_boot_kernel_hashes_are_measured(emulated_hypervisors, ovmf, tmp_path, record):
     """kernelHashes='yes': the record's digest is what the engine computes from firmware, kernel, initrd, cmdline."""
     hv = emulated_hypervisors[2]
-    kernel = _stand_in_bzimage(str(tmp_path / 'vmlinuz'))
+    kernel = e2e.stand_in_bzimage(str(tmp_path / 'vmlinuz'))
     initrd = str(tmp_path / 'initrd.img')
     with open(initrd, 'wb') as f:
         f.write(os.urandom(64 * 1024))

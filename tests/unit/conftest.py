@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from ansible_collections.confidential.sev.tests.unit.special_files import watchdog
 
 settings.register_profile(
     'ci', derandomize=True, deadline=None, max_examples=200, database=None,
@@ -22,3 +25,10 @@ settings.register_profile(
     'dev', derandomize=True, deadline=None, max_examples=2000, database=None,
     suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci'))
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging forever) when a write blocks on a FIFO."""
+    with watchdog():
+        yield

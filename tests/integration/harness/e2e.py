@@ -43,6 +43,21 @@ _HEADER = struct.Struct('<16sI')
 SECRET_AREA_GPA, SECRET_AREA_SIZE = 0x810000, 0xc00
 # QEMU 7.2's EPYC model: family 23, model 1, stepping 2 (they enter SEV-ES VMSAs).
 EPYC_FMS = (23, 1, 2)
+
+# Names of the role's tasks (roles/sev_launch/tasks) that tests fail, trigger on or expect in a failure.
+PIN_TASK = 'Pin the domain (its name or UUID resolved once; its UUID from here on)'
+PLAN_FAIL_TASK = 'Leave an active launch this controller did not validate untouched'
+START_TASK = 'Start the domain paused, before anything runs in it (with this launch\'s session)'
+READ_TASK = 'Read its launch state from the hypervisor (checked on the controller)'
+VALIDATE_TASK = 'Validate the measurement on the controller, from the files the guest owner trusts'
+INJECT_TASK = 'Inject the secrets into this launch, still before its first run'
+RESUME_TASK = 'Let the validated launch run (this launch only; resume never starts a domain)'
+
+
+def es_overrides(es_policy, num_cpus):
+    """The role's per-guest overrides for an SEV-ES guest with num_cpus vCPUs on QEMU's EPYC model."""
+    return {'policy': es_policy, 'num_cpus': num_cpus, 'cpu_family': EPYC_FMS[0], 'cpu_model': EPYC_FMS[1],
+            'cpu_stepping': EPYC_FMS[2], 'require_policy': ['NODBG', 'NOKS', 'ES']}
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
@@ -270,11 +285,12 @@ def ansible_env(work):
     return env
 
 
-def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=False):
+def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=False, env=None):
     """Start ansible-playbook applying confidential.sev.sev_launch to hvs; (Popen, start time, outcome paths).
 
     new_session: ansible-playbook leads its own process group (its pid), so that
     interrupt_role() can signal it and its workers as a terminal's ^C would.
+    env: extra environment for ansible-playbook (e.g. a log file, a callback).
     """
     work = str(work)
     for sub in ('home', 'tmp', 'remote-tmp', 'outcomes'):
@@ -297,7 +313,9 @@ def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=
         json.dump(play, f, indent=1)
     argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inv, path] + list(extra_args)
     # pylint: disable-next=consider-using-with
-    proc = subprocess.Popen(argv, cwd=work, env=ansible_env(work), stdout=subprocess.PIPE,
+    run_env = ansible_env(work)
+    run_env.update(env or {})
+    proc = subprocess.Popen(argv, cwd=work, env=run_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=new_session)
     return proc, time.monotonic(), outcome_dir
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
-import stat
 
 import pytest
 
@@ -22,46 +20,14 @@ from ansible_collections.confidential.sev.tests.unit.plugins.action import actio
 from ansible_collections.confidential.sev.tests.unit.plugins.action.test_sev_measurement_validate import (  # noqa: F401 pylint: disable=unused-import
     Harness, TIK, assert_clean_failure, basedir, with_secret,
 )
-
-
-class Hung(BaseException):
-    """Not an OSError (TimeoutError is one, which the code under test may turn into a refusal)."""
-
-
-@pytest.fixture
-def no_hang():
-    def expired(signum, frame):
-        raise Hung('blocked for 10 s: an output was opened as a FIFO')
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
-def make_special(path, kind):
-    if kind == 'device':
-        os.mknod(str(path), stat.S_IFCHR | 0o666, os.makedev(1, 3))    # like /dev/null
-    elif kind == 'fifo':
-        os.mkfifo(str(path))
-    elif kind == 'directory':
-        os.mkdir(str(path))
-    else:
-        (path.parent / 'victim').write_bytes(b'must stay')
-        os.symlink(str(path.parent / 'victim'), str(path))
-    return os.lstat(str(path))
-
-
-def unchanged(path, before):
-    after = os.lstat(str(path))
-    return (stat.S_IFMT(after.st_mode), after.st_ino) == (stat.S_IFMT(before.st_mode), before.st_ino)
+from ansible_collections.confidential.sev.tests.unit.special_files import make_special, unchanged
 
 
 @pytest.mark.parametrize('option', ['secret_header_file', 'secret_payload_file'])
 @pytest.mark.parametrize('kind', ['device', 'fifo', 'directory', 'symlink'])
 def test_secret_output_that_is_not_a_regular_file(basedir, no_hang, option, kind):
     target = basedir / 'out' / 'special'
-    before = make_special(target, kind)
+    before = make_special(target, kind, 'victim')
     result = Harness(basedir).run(**dict(with_secret(basedir), **{option: str(target)}))
     assert_clean_failure(result, 'unsupported', 2)
     assert result['msg'].startswith(option + ': ') and 'not a regular file' in result['msg'], result['msg']
@@ -124,7 +90,7 @@ def test_reference_dest_that_is_the_firmware(basedir):
 @pytest.mark.parametrize('kind', ['device', 'fifo', 'symlink'])
 def test_reference_dest_that_is_not_a_regular_file(basedir, no_hang, kind):
     dest = basedir / 'out' / 'special'
-    before = make_special(dest, kind)
+    before = make_special(dest, kind, 'victim')
     result = reference(basedir, firmware=['OVMF.fd'], dest=str(dest), format='json')
     assert result['failed'] is True and (result['reason'], result['rc']) == ('unsupported', 2), result
     assert result['msg'].startswith('dest: ') and 'not a regular file' in result['msg'], result['msg']

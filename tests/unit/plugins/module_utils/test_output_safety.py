@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import stat
 
 import pytest
@@ -27,46 +26,9 @@ from ansible_collections.confidential.sev.plugins.module_utils.sev import certs,
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import SevError
 from ansible_collections.confidential.sev.plugins.module_utils.sev.files import read_small_file
 from ansible_collections.confidential.sev.tests.platform import sev_firmware as fw
+from ansible_collections.confidential.sev.tests.unit.special_files import KINDS, make_special, unchanged
 
 
-class Hung(BaseException):
-    """Not an OSError (TimeoutError is one, which the code under test may turn into a refusal)."""
-
-
-@pytest.fixture
-def no_hang():
-    """Fail (instead of hanging forever) when a write blocks on a FIFO."""
-    def expired(signum, frame):
-        raise Hung('blocked for 10 s: the output was opened as a FIFO')
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
-def make_special(path, kind):
-    """A non-regular file at ``path``: a character device like /dev/null (root only),
-    a FIFO, a directory, or a symlink to a file that must not change."""
-    if kind == 'device':
-        os.mknod(str(path), stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    elif kind == 'fifo':
-        os.mkfifo(str(path))
-    elif kind == 'directory':
-        os.mkdir(str(path))
-    else:
-        victim = path.parent / ('victim-of-' + path.name)
-        victim.write_bytes(b'must stay')
-        os.symlink(str(victim), str(path))
-    return os.lstat(str(path))
-
-
-def unchanged(path, before):
-    after = os.lstat(str(path))
-    return (stat.S_IFMT(after.st_mode), after.st_ino) == (stat.S_IFMT(before.st_mode), before.st_ino)
-
-
-KINDS = ['device', 'fifo', 'directory', 'symlink']
 
 
 # ---- sev_session ---------------------------------------------------------------------------------
