@@ -398,8 +398,8 @@ def summarize(results):
     """Median over runs of each figure of one (case, path)."""
     runs = results['runs']
     n = results['n']
-    out = {k: median([r[k] for r in runs]) for k in ('wall', 'baseline', 'attest_wall', 'tasks_per_guest',
-                                                      'concurrency')}
+    keys = ('wall', 'baseline', 'attest_wall', 'tasks_per_guest', 'concurrency')
+    out = {k: median([r[k] for r in runs]) for k in keys}
     shares = [(r['wall'] - r['baseline']) / n for r in runs]
     out['share'] = median(shares)
     out['wall_per_guest'] = out['wall'] / n
@@ -494,9 +494,9 @@ def report(meta, summary):
              '  guests    plain SEV (policy 0x3), 1 vCPU, %d MiB, fresh session per launch, 1 secret, left paused'
              % meta['memory_mib'],
              '  memory    QEMU RSS per paused guest %.0f MiB (%.0f MiB with the %d MiB initrd); MemAvailable '
-             '%d MiB at start; sizes run: %s%s' % (meta['rss_mib'], meta['rss_initrd_mib'] or 0, meta['initrd_mib'],
-                                                    meta['mem_available_mib'], meta['sizes'],
-                                                    ('; dropped: %s' % meta['dropped']) if meta['dropped'] else ''),
+             '%d MiB at start; sizes run: %s%s' % (
+                 meta['rss_mib'], meta['rss_initrd_mib'] or 0, meta['initrd_mib'], meta['mem_available_mib'],
+                 meta['sizes'], ('; dropped: %s' % meta['dropped']) if meta['dropped'] else ''),
              '  method    share = (play wall - plain-libvirt paused start of the same guests) / N; median of %d '
              'run(s)' % meta['runs'],
              '  load      load average %.1f at start, %.1f at end (2 CPUs shared with other work: figures are noisy)'
@@ -608,7 +608,8 @@ def main(argv=None):
                 sizes = sorted(set(sizes) | {n_initrd})   # its no-initrd reference
         round_trip = module_round_trip(fleet, work)
         progress('trivial module task: %.3f s' % round_trip)
-        meta = {'host': host_description(), 'loadavg_start': os.getloadavg(), 'memory_mib': 256, 'rss_mib': rss, 'rss_initrd_mib': rss_initrd,
+        meta = {'host': host_description(), 'loadavg_start': os.getloadavg(), 'memory_mib': 256, 'rss_mib': rss,
+                'rss_initrd_mib': rss_initrd,
                 'initrd_mib': args.initrd_mib, 'initrd_guests': n_initrd, 'mem_available_mib': available,
                 'sizes': sizes, 'dropped': dropped, 'runs': args.runs, 'paths': args.paths,
                 'module_round_trip': round_trip, 'together_in_role': role_has_together(),
