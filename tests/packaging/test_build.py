@@ -97,8 +97,8 @@ def tree_files():
 def build(src, dest):
     process = subprocess.run([str(ANSIBLE_GALAXY), 'collection', 'build', '--force', '--output-path', str(dest),
                               str(src)], capture_output=True, text=True, timeout=300, check=False)
-    assert process.returncode == 0, 'ansible-galaxy collection build failed:\n%s%s' % (process.stdout,
-                                                                                     process.stderr)
+    assert process.returncode == 0, 'ansible-galaxy collection build failed:\n%s%s' % (
+        process.stdout, process.stderr)
     tarballs = sorted(dest.glob('confidential-sev-*.tar.gz'))
     assert len(tarballs) == 1, tarballs
     return tarballs[0]
