@@ -65,7 +65,7 @@ MAX_HOST_MESSAGE = 2000
 MAX_DOMAIN_ID = (1 << 31) - 1
 
 # Validation options taken from a guest's settings as they are.
-VALIDATE_SETTINGS = ('firmware', 'kernel', 'initrd', 'cmdline', 'cmdline_b64', 'num_cpus', 'vmsa_cpu0',
+VALIDATE_SETTINGS = ('firmware', 'kernel', 'initrd', 'firmware_sha256', 'kernel_sha256', 'initrd_sha256', 'cmdline', 'cmdline_b64', 'num_cpus', 'vmsa_cpu0',
                      'vmsa_cpu1', 'cpu_family', 'cpu_model', 'cpu_stepping', 'vmsa_variant', 'vmsa_sev_features',
                      'secrets', 'secret_address', 'require_policy', 'min_api_version', 'min_build_id',
                      'diagnose_firmware', 'uri', 'allow_local')

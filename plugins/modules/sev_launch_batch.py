@@ -96,6 +96,18 @@ options:
   firmware:
     description: The firmware image (controller path) the guest boots. Required (per guest or for all).
     type: path
+  firmware_sha256:
+    description:
+      - The SHA-256 (64 hex digits, optionally prefixed C(sha256:)) the O(firmware) file must have; another digest
+        fails that guest with reason V(config) (4) before any verdict (see
+        M(confidential.sev.sev_measurement_validate)). Part of the digest cache's key.
+    type: str
+  kernel_sha256:
+    description: The SHA-256 the O(kernel) file must have, as O(firmware_sha256).
+    type: str
+  initrd_sha256:
+    description: The SHA-256 the O(initrd) file must have, as O(firmware_sha256).
+    type: str
   generation:
     description: Accept only AMD's roots of this processor generation (M(confidential.sev.sev_session)).
     type: str

@@ -9,6 +9,7 @@ and never changes another guest's outcome."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -354,3 +355,17 @@ def test_one_digest_cache_for_all_guests(host, owner, monkeypatch):
     assert result.get('failed') is not True, [o['msg'] for o in result['outcomes']]
     stats = result['digest_cache']
     assert (stats['misses'], stats['hits'], stats['hashed_bytes']) == (1, 4, len(FIRMWARE)), stats
+
+
+def test_a_wrong_pin_fails_only_that_guest(host, owner):
+    """A per-guest firmware_sha256 that the trusted file does not have: config (4), that launch destroyed."""
+    good = hashlib.sha256(FIRMWARE).hexdigest()
+    guests = [{'domain': 'g0', 'firmware_sha256': '0' * 64}, {'domain': 'g1', 'firmware_sha256': good},
+              {'domain': 'g2'}]
+    result = run(owner, **args(owner, guests=guests))
+    outcomes = by_domain(result)
+    bad = outcomes['g0']
+    assert (bad['failed'], bad['reason'], bad['rc'], bad['failed_task'], bad['destroyed']) == (
+        True, 'config', 4, launch_batch.VALIDATE_TASK, True), bad
+    assert 'firmware_sha256' in bad['msg'] and host.domains['g0'].secrets == []
+    assert [outcomes['g1']['failed'], outcomes['g2']['failed']] == [False, False]
