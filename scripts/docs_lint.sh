@@ -34,6 +34,11 @@ done
 TOOL_VENV="$REPO/build/venvs/antsibull"
 # Pinned to minor versions so that a new lint rule is a deliberate upgrade.
 TOOLS=("antsibull-docs>=2.28,<3" "antsibull-changelog>=0.36,<1")
+# antsibull-changelog imports ansible to know the documentable plugin and object
+# types: without ansible-core next to it, it silently leaves out filters ("New
+# Plugins") and roles ("New Roles"). The same version as .venv's.
+CORE_VERSION="$("$VENV/bin/python" -c 'from ansible.release import __version__; print(__version__)')"
+TOOLS+=("ansible-core==$CORE_VERSION")
 if ((install)); then
     if [[ ! -x "$TOOL_VENV/bin/python" ]]; then
         log "creating $TOOL_VENV"
@@ -91,6 +96,26 @@ log "ansible-doc lists $n_modules modules of confidential.sev"
 # --- changelog fragments ------------------------------------------------------
 log "antsibull-changelog lint"
 (cd "$DEST" && antsibull-changelog lint) || failed=1
+
+# --- the changelog a release would render (in a throw-away copy) ----------------
+log "antsibull-changelog release --version <galaxy.yml version> (dry run in a copy)"
+REL="$LINT_ROOT/release/ansible_collections/confidential/sev"
+mkdir -p "$(dirname "$REL")"
+cp -a "$DEST" "$REL"
+rm -rf "$REL/.git" "$REL/changelogs/.plugin-cache.yaml"
+version="$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["version"])' "$REPO/galaxy.yml")"
+if (cd "$REL" && ANSIBLE_COLLECTIONS_PATH="$LINT_ROOT/release" antsibull-changelog release --version "$version" >/dev/null); then
+    # new modules, plugins and roles come from their version_added, never from fragments
+    for section in "New Modules" "New Roles" "New Plugins"; do
+        grep -qx "$section" "$REL/CHANGELOG.rst" || { warn "the rendered changelog has no '$section' section"; failed=1; }
+    done
+    if grep -niE '^- [a-z_.]+ - new (module|role|filter)' "$REL/CHANGELOG.rst"; then
+        warn "a fragment announces a new module/role/filter (antsibull-changelog lists those itself)"; failed=1
+    fi
+    log "rendered changelog: $REL/CHANGELOG.rst"
+else
+    warn "antsibull-changelog release failed"; failed=1
+fi
 
 ((failed == 0)) || die "documentation lint failed ($(elapsed "$start"))"
 log "documentation lint clean ($(elapsed "$start"))"
