@@ -295,7 +295,8 @@ options:
       - A file is looked up by its identity, taken from the descriptor that is hashed, device, inode, size,
         modification and change time (nanoseconds), path, and the pin when given; any change to a file changes its
         change time, so it is hashed again. A file that changed less than two seconds before it was read is never
-        cached (timestamps have a granularity). A file that changes while it is hashed fails the task.
+        cached (timestamps have a granularity). A file that changes while it is hashed fails the task. Workers that
+        need one file at once wait for the one hashing it and read its digest from the cache.
       - The cache is trusted, whoever can write it decides which digest a file has. It must be a regular file owned
         by the user running Ansible, mode 0600, not a symbolic link, in a directory others cannot write, and none of
         the input or output files; otherwise the task fails (RV(reason) V(insecure) or V(unsupported)). A file that

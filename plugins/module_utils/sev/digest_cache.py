@@ -36,7 +36,9 @@ Correctness rules (see docs/security.md, "Digest cache"):
 * Writes are atomic (a 0600 temporary file renamed over the cache) under an
   exclusive fcntl lock on a 0600 lock file next to it; the writer re-reads and
   merges what other workers wrote meanwhile.  Two entries that disagree on
-  one key are both dropped (it cannot happen without tampering).
+  one key are both dropped (it cannot happen without tampering).  Workers
+  that miss one key at once wait for the one hashing it (a byte-range lock
+  per key), then read its digest: forks reaching one initrd hash it once.
 
 The cache holds digests, sizes and paths of public files: no key, no secret.
 It knows nothing of Ansible.
@@ -44,6 +46,7 @@ It knows nothing of Ansible.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -160,6 +163,7 @@ class DigestCache:
         self._key_locks = {}
         # keys met with two different digests (see _conflict)
         self._poisoned = set()
+        self._lock_fd = self._lock_pid = None
         if path is not None:
             if not isinstance(path, str) or not path or '\0' in path:
                 raise UnsupportedUsage('%s: a path to the cache file is required (no NUL byte)' % option)
@@ -219,31 +223,65 @@ class DigestCache:
             key = entry_key(path, ident, pin)
             with self._key_lock(key):
                 found = self._lookup(key, keep_state)
+                if found is None and not only_cached:
+                    with self._in_flight(key, keep_state):
+                        # what the worker we waited for has just stored
+                        found = self._lookup(key, keep_state)
+                        if found is None:
+                            return self._hash(stream, path, what, pin, key, before, started, keep_state, keep_tail)
                 if found is not None:
                     with self._lock:
                         self._hits += 1
-                    return found
-                if only_cached:
-                    return None
-                hasher = hashlib.sha256()
-                result = hash_stream(stream, hasher, what, path, CHUNK_SIZE, keep_tail)
-                size, tail = result if keep_tail else (result, b'')
-                after = os.fstat(stream.fileno())
-                with self._lock:
-                    self._misses += 1
-                    self._hashed_bytes += size
-                if identity(after) != ident or size != before.st_size:
-                    raise UnsupportedUsage(
-                        '%s: %s changed while it was being hashed (size, modification or change time differ, or '
-                        'fewer bytes than its size were read): its digest is not used; validate again once it '
-                        'no longer changes' % (what, path))
-                found = FileDigest(hasher.digest(), size, hasher.copy() if keep_state else None, tail)
-                settled = max(before.st_mtime_ns, before.st_ctime_ns) + self.min_age_ns < started
-                pinned_ok = pin is None or hmac.compare_digest(found.digest.hex(), pin)
-                if settled and pinned_ok:
-                    # a pinned key only ever holds the pinned digest
-                    self._store(key, found, keep_state)
                 return found
+
+    def _hash(self, stream, path, what, pin, key, before, started, keep_state, keep_tail):
+        """Hash the open stream, check its identity again, store when settled."""
+        hasher = hashlib.sha256()
+        result = hash_stream(stream, hasher, what, path, CHUNK_SIZE, keep_tail)
+        size, tail = result if keep_tail else (result, b'')
+        after = os.fstat(stream.fileno())
+        with self._lock:
+            self._misses += 1
+            self._hashed_bytes += size
+        if identity(after) != identity(before) or size != before.st_size:
+            raise UnsupportedUsage(
+                '%s: %s changed while it was being hashed (size, modification or change time differ, or '
+                'fewer bytes than its size were read): its digest is not used; validate again once it '
+                'no longer changes' % (what, path))
+        found = FileDigest(hasher.digest(), size, hasher.copy() if keep_state else None, tail)
+        settled = max(before.st_mtime_ns, before.st_ctime_ns) + self.min_age_ns < started
+        pinned_ok = pin is None or hmac.compare_digest(found.digest.hex(), pin)
+        if settled and pinned_ok:
+            # a pinned key only ever holds the pinned digest
+            self._store(key, found, keep_state)
+        return found
+
+    @contextlib.contextmanager
+    def _in_flight(self, key, keep_state):
+        """While this worker hashes a file for the cache file, other workers
+        (processes) wanting the same key wait, then read the digest from the
+        file instead of hashing it too: forks that reach one initrd at once
+        hash it once.  A byte-range lock (one byte at an offset derived from
+        the key) on the lock file; any failure to lock only costs a second
+        hash, never correctness."""
+        if self.path is None or self.read_only or keep_state:
+            yield
+            return
+        offset = int.from_bytes(hashlib.sha256(key.encode('utf-8', 'surrogateescape')).digest()[:4], 'big')
+        with self._lock:
+            handle = self._lock_handle()
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX, 1, offset)
+            locked = True
+        except OSError:
+            # EDEADLK: Linux tracks these locks per process, and may see a
+            # cycle between two workers' threads that is none; hash instead.
+            locked = False
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.lockf(handle, fcntl.LOCK_UN, 1, offset)
 
     def _store(self, key, found, keep_state):
         with self._lock:
@@ -403,18 +441,37 @@ class DigestCache:
                 continue
             self._digests[key] = value['sha256']
 
-    def _lock_file(self):
-        handle = self._open_checked(self.path + '.lock', os.O_RDWR | os.O_CREAT, self.path + '.lock')
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        return handle
+    def _lock_handle(self):
+        """The lock file's descriptor, opened once per process and kept open:
+        closing any descriptor of a file drops all of the process's byte-range
+        locks on it (POSIX), and a descriptor inherited over fork would share
+        its flock with the parent.  Called with self._lock held."""
+        if self._lock_fd is None or self._lock_pid != os.getpid():
+            self._lock_fd = self._open_checked(self.path + '.lock', os.O_RDWR | os.O_CREAT, self.path + '.lock')
+            self._lock_pid = os.getpid()
+        return self._lock_fd
+
+    def close(self):
+        """Close the lock file (the cache stays usable; it is opened again when needed)."""
+        with self._lock:
+            if self._lock_fd is not None and self._lock_pid == os.getpid():
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pylint: disable=broad-except
+            pass
 
     def _save(self, new):
-        """Merge ``new`` (key -> hex digest) into the file, atomically, under the lock.
-        A failure to write is a warning: the digests in hand are right either way."""
+        """Merge ``new`` (key -> hex digest) into the file, atomically, under
+        the lock.  Called with self._lock held (threads are serialized there:
+        flock does not exclude two threads of one process).  A failure to lock
+        or write is a warning: the digests in hand are right either way."""
         try:
-            lock = self._lock_file()
-        except (InsecureUsage, UnsupportedUsage):
-            raise
+            handle = self._lock_handle()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         except OSError as exc:
             self._warn('%s: cannot lock %s.lock: %s; the cache was not written'
                        % (self.option, self.path, exc.strerror or exc))
@@ -438,7 +495,7 @@ class DigestCache:
             self._merge_into_memory(entries)
             self._loaded_stamp = None
         finally:
-            os.close(lock)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write(self, data):
         directory = os.path.dirname(self.path)

@@ -285,28 +285,39 @@ def test_firmware_state_is_never_written_to_the_file(private):
     assert not os.path.exists(private / 'digests.json')
 
 
-def _worker(directory, index, barrier):
+def _worker(directory, index, barrier, results):
     cache = DigestCache(os.path.join(directory, 'digests.json'), min_age=MIN_AGE)
     barrier.wait()
     for name in ('shared', 'own%d' % index):
         cache.sha256(os.path.join(directory, name), name)
+    results.put(cache.stats())
 
 
-def test_concurrent_workers_merge_their_entries(private):
-    """Forked workers writing one cache at once: every entry survives, the file stays valid."""
+def test_concurrent_workers_merge_their_entries_and_hash_a_shared_file_once(private):
+    """Forked workers writing one cache at once: every entry survives, the file
+    stays valid, and the file they all reach at once is hashed by one of them
+    (the others wait for its digest)."""
     workers = 6
-    make_file(private, 'shared', b'shared' * 1000)
+    shared = b'shared' * 400000
+    make_file(private, 'shared', shared)
     for index in range(workers):
         make_file(private, 'own%d' % index, b'own%d' % index * 1000)
     settle()
     context = multiprocessing.get_context('fork')
     barrier = context.Barrier(workers)
-    processes = [context.Process(target=_worker, args=(str(private), index, barrier)) for index in range(workers)]
+    results = context.Queue()
+    processes = [context.Process(target=_worker, args=(str(private), index, barrier, results))
+                 for index in range(workers)]
     for process in processes:
         process.start()
+    stats = [results.get(timeout=60) for dummy in processes]
     for process in processes:
         process.join(60)
     assert [process.exitcode for process in processes] == [0] * workers
+    assert sum(item['misses'] for item in stats) == workers + 1
+    assert sum(item['hits'] for item in stats) == workers - 1
+    assert sum(item['hashed_bytes'] for item in stats) == len(shared) + sum(
+        len(b'own%d' % index * 1000) for index in range(workers))
     entries = json.loads((private / 'digests.json').read_text())['entries']
     assert sorted(key.rsplit('/', 1)[1] for key in entries) == sorted(
         ['shared'] + ['own%d' % index for index in range(workers)])
