@@ -73,6 +73,11 @@ def _env(tmp_path):
 
 def _syntax_check(text, tmp_path):
     data = yaml.safe_load(text)
+    if isinstance(data, dict) and set(data) == {'collections'}:
+        # a requirements.yml for ansible-galaxy: each entry names a collection
+        assert all(isinstance(item, dict) and re.fullmatch(r'[a-z0-9_]+\.[a-z0-9_]+', item.get('name', ''))
+                   for item in data['collections']), data
+        return
     if isinstance(data, dict):
         if any(isinstance(value, dict) and ('hosts' in value or 'children' in value) for value in data.values()):
             inventory = tmp_path / 'inventory.yml'
