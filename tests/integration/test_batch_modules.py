@@ -81,11 +81,11 @@ def flow_tasks(names, plain, directory, firmware):
         module_task('pin', 'sev_launch_info', {'domains': list(names) + [plain, 'no-such-domain'],
                                                'include_node': True}),
         # the guest owner's fresh sessions, on the controller (one task per guest, as the fleet action does)
-        dict(module_task('session', 'sev_session', {
+        module_task('session', 'sev_session', {
             'node_sev': '{{ r_pin.node }}', 'cek_file': '{{ sev_launch_cek_file }}',
             'ark_file': '{{ sev_launch_ark_file }}', 'ask_file': '{{ sev_launch_ask_file }}', 'lab_root': True,
             'policy': policy, 'tek_file': '%s/{{ item }}.tek' % directory,
-            'tik_file': '%s/{{ item }}.tik' % directory, 'force': True}), loop=list(names)),
+            'tik_file': '%s/{{ item }}.tik' % directory, 'force': True}, loop=list(names)),
         module_task('start', 'sev_domain', {'state': 'paused', 'domains': [
             {'domain': name, 'launch_security': {
                 'dh_cert': '{{ r_session.results[%d].dh_cert }}' % index,
@@ -97,12 +97,12 @@ def flow_tasks(names, plain, directory, firmware):
                 'dh_cert': '{{ r_session.results[0].dh_cert }}', 'session': '{{ r_session.results[0].session }}',
                 'policy': '{{ r_session.results[0].policy.value }}'}}]}),
         module_task('info', 'sev_launch_info', {'domains': [uuid % index for index in good] + [plain]}),
-        dict(module_task('validate', 'sev_measurement_validate', {
+        module_task('validate', 'sev_measurement_validate', {
             'launch_info': '{{ r_info.results[item] }}', 'uri': 'qemu:///system', 'firmware': firmware,
             'tik': '%s/{{ names[item] }}.tik' % directory, 'tek': '%s/{{ names[item] }}.tek' % directory,
             'secrets': [{'guid': 'luks-key', 'path': '%s/{{ names[item] }}.key' % directory}],
-            'require_policy': ['NODBG', 'NOKS'], 'replay_dir': '%s/seen' % directory}),
-             loop=list(good), vars={'names': list(names)}),
+            'require_policy': ['NODBG', 'NOKS'], 'replay_dir': '%s/seen' % directory},
+            loop=list(good), vars={'names': list(names)}),
         module_task('inject', 'sev_secret_inject', {'max_parallel': 2, 'injections': [
             {'domain': uuid % index, 'expect_id': ident % index,
              'header': '{{ r_validate.results[%d].secret_header }}' % index,
@@ -243,7 +243,7 @@ def start_all(uri, names, max_parallel):
 
 
 def destroy_all(uri, names):
-    params = {'uri': uri, 'state': 'destroyed', 'max_parallel': 1,
+    params = {'uri': uri, 'state': 'destroyed', 'max_parallel': MEASURED,
               'domains': [{'domain': name, 'expect_id': None, 'launch_security': None} for name in names]}
     task, _results = sev_domain.run_batch(params, check_mode=False)
     assert task['failed'] is False, task['msg']
