@@ -10,7 +10,7 @@ module: sev_launch_batch
 short_description: Launch all the SEV guests of one hypervisor host together, each only if its measurement validates
 version_added: 0.1.0
 description:
-  - What the role M(confidential.sev.sev_launch) does for each guest, for all the guests of the targeted hypervisor
+  - What the role P(confidential.sev.sev_launch#role) does for each guest, for all the guests of the targeted hypervisor
     host at once. Every host-side step is one call of the host-side modules' list forms for all guests (pin with
     M(confidential.sev.sev_launch_info), start paused, read the launch reports, inject, resume, destroy); every
     controller-side step runs in this task, on the controller (records, fresh sessions, validation with one digest
@@ -61,7 +61,7 @@ options:
   cek_file:
     description:
     - The chip's CEK (controller path), signed by AMD, from AMD's key server, for a fresh session; per host (host_vars).
-      The P(confidential.sev.kds_cek_url#filter) filter and C(ansible.builtin.get_url) fetch it (see the role M(confidential.sev.sev_launch)'s
+      The P(confidential.sev.kds_cek_url#filter) filter and C(ansible.builtin.get_url) fetch it (see the role P(confidential.sev.sev_launch#role)'s
       README).
     type: path
   cmdline:
@@ -254,7 +254,7 @@ seealso:
   - module: confidential.sev.sev_launch_record
   - module: confidential.sev.sev_session
 notes:
-  - The role M(confidential.sev.sev_launch) uses this module when C(sev_launch_together=true).
+  - The role P(confidential.sev.sev_launch#role) uses this module when C(sev_launch_together=true).
   - The records, the seen measurements and the fresh sessions are the same files the role's per-guest path keeps, so
     the two can be used in turn on the same guests.
 """
