@@ -369,3 +369,27 @@ def test_a_wrong_pin_fails_only_that_guest(host, owner):
         True, 'config', 4, launch_batch.VALIDATE_TASK, True), bad
     assert 'firmware_sha256' in bad['msg'] and host.domains['g0'].secrets == []
     assert [outcomes['g1']['failed'], outcomes['g2']['failed']] == [False, False]
+
+
+def test_an_unexpected_error_still_destroys_the_launches_started(host, owner, monkeypatch):
+    """A bug in a step (not one guest's): every guest on its way fails, each launch started is destroyed."""
+    def broken(self):
+        raise RuntimeError('a bug')
+    monkeypatch.setattr(launch_batch.LaunchBatch, 'inject', broken)
+    result = run(owner, **args(owner, names=['g0', 'g1']))
+    assert result['failed'] is True and result['failed_count'] == 2
+    for outcome in result['outcomes']:
+        assert (outcome['failed_task'], outcome['reason'], outcome['rc'], outcome['destroyed']) == (
+            launch_batch.UNEXPECTED_TASK, 'error', 6, True), outcome
+        assert 'RuntimeError: a bug' in outcome['msg']
+    assert [host.domains[name].state for name in ('g0', 'g1')] == ['shutoff', 'shutoff']
+
+
+def test_guests_on_two_uris_make_one_call_per_uri_and_step(host, owner):
+    guests = [{'domain': 'g0'}, {'domain': 'g1', 'uri': 'qemu+ssh://other/system'}, {'domain': 'g2'}]
+    result = run(owner, **args(owner, guests=guests))
+    assert result.get('failed') is not True, [o['msg'] for o in result['outcomes']]
+    pins = [call for module, call in host.calls if module.endswith('sev_launch_info') and call['include_node']]
+    assert sorted((call['uri'], tuple(call['domains'])) for call in pins) == [
+        ('qemu+ssh://other/system', ('g1',)), ('qemu:///system', ('g0', 'g2'))]
+    assert len(host.calls) == 10
