@@ -11,9 +11,11 @@ measured direct boot) that all match:
 
 * ``none``: no cache, every validation hashes firmware, kernel and initrd (as before issue 11);
 * ``shared``: one DigestCache (with a file) for all N, as sev_launch_batch shares one per host;
-* ``file``: a fresh DigestCache per validation reading the same file, as N forked
-  workers or N one-guest tasks with ``digest_cache`` do (the firmware, whose hash
-  state lives in memory only, is hashed each time).
+* ``file``: a fresh DigestCache per validation reading the same file, as N
+  one-guest tasks with ``digest_cache`` do (the firmware, whose hash state lives
+  in memory only, is hashed each time);
+* ``forks``: ``--forks`` processes at once, each with its own DigestCache on one
+  file, sharing the N validations (forked workers on several hosts).
 
 ``--sparse`` makes the initrd a sparse file (no disk I/O, zeros hash at the
 same speed as data); by default it is written with random bytes, page cache
@@ -28,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
 import os
 import struct
 import sys
@@ -112,12 +115,40 @@ def run(mode, paths, measurement, guests, cache_path):
                 max_ms=round(1000 * per_guest[-1], 2), **totals)
 
 
+def _fork_worker(paths, measurement, guests, cache_path, barrier, queue):
+    barrier.wait()
+    queue.put(run('shared', paths, measurement, guests, cache_path))
+
+
+def run_forks(paths, measurement, guests, cache_path, forks):
+    """``forks`` processes at once (Ansible's default is 5), each validating
+    guests/forks launches with its own DigestCache on one file, as forked
+    workers running sev_launch_batch (or one-guest tasks) on several hosts."""
+    context = multiprocessing.get_context('fork')
+    barrier, queue = context.Barrier(forks + 1), context.Queue()
+    share = [guests // forks + (1 if index < guests % forks else 0) for index in range(forks)]
+    processes = [context.Process(target=_fork_worker, args=(paths, measurement, count, cache_path, barrier, queue))
+                 for count in share]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    start = time.perf_counter()
+    results = [queue.get(timeout=1800) for dummy in processes]
+    wall = time.perf_counter() - start
+    for process in processes:
+        process.join(60)
+    totals = dict((key, sum(item[key] for item in results)) for key in ('hits', 'misses', 'hashed_bytes'))
+    return dict(mode='forks', forks=forks, guests=guests, wall_s=round(wall, 3),
+                per_guest_ms=round(1000 * wall / guests, 2), **totals)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--guests', type=int, default=50)
     parser.add_argument('--initrd-mib', type=int, default=512)
     parser.add_argument('--sparse', action='store_true')
-    parser.add_argument('--modes', default='none,shared,file')
+    parser.add_argument('--modes', default='none,shared,file,forks')
+    parser.add_argument('--forks', type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='sev-digest-bench-') as directory:
         os.chmod(directory, 0o700)
@@ -130,7 +161,10 @@ def main():
         results = []
         for mode in args.modes.split(','):
             cache_path = os.path.join(directory, 'digests-%s.json' % mode)
-            results.append(run(mode, paths, measurement, args.guests, cache_path))
+            if mode == 'forks':
+                results.append(run_forks(paths, measurement, args.guests, cache_path, args.forks))
+            else:
+                results.append(run(mode, paths, measurement, args.guests, cache_path))
         sizes = dict((name, os.path.getsize(path)) for name, path in paths.items())
     print(json.dumps({'python': sys.version.split()[0], 'cpus': os.cpu_count(), 'sparse_initrd': args.sparse,
                       'sizes': sizes, 'results': results}, indent=2))
