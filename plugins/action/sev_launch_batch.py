@@ -98,6 +98,7 @@ class ActionModule(ControllerAction):
             stats = cache.stats()
             warnings.extend(cache.take_warnings())
         result['digest_cache'] = stats
+        result['timings'] = batch.timings
         for outcome in outcomes:
             warnings.extend('%s: %s' % (outcome['domain'], warning) for warning in outcome['warnings'])
         if warnings:

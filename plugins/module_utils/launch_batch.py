@@ -24,6 +24,7 @@ public session (dhCert, session, policy) and the encrypted secret packet.
 from __future__ import annotations
 
 import os
+import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -184,6 +185,8 @@ class LaunchBatch:
         self.guests = [Guest(index, entry) for index, entry in enumerate(params['guests'] or [])]
         self.nodes = {}
         self.whole = {}
+        # seconds per step, for the fleet benchmark's split (host calls vs controller work)
+        self.timings = {}
         self.warnings = []
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -607,19 +610,15 @@ class LaunchBatch:
     def run(self):
         """Every step, then the outcomes.  Whatever happens, the launches this run started for
         guests that failed are destroyed before it returns."""
+        steps = [self.check_entries, self.pin, self.decide]
+        if not self.check_mode:
+            steps += [self.predestroy, self.prepare, self.sessions, self.start, self.read_reports, self.validate,
+                      self.inject, self.resume]
         try:
-            self.check_entries()
-            self.pin()
-            self.decide()
-            if not self.check_mode:
-                self.predestroy()
-                self.prepare()
-                self.sessions()
-                self.start()
-                self.read_reports()
-                self.validate()
-                self.inject()
-                self.resume()
+            for step in steps:
+                began = time.monotonic()
+                step()
+                self.timings[step.__name__] = round(time.monotonic() - began, 3)
         except Exception as exc:  # pylint: disable=broad-except
             # a step that failed outside a guest's own work: every guest still on its way fails
             for guest in self.guests:
@@ -628,7 +627,9 @@ class LaunchBatch:
                                % (type(exc).__name__, bounded(str(exc), 500)))
         finally:
             if not self.check_mode:
+                began = time.monotonic()
                 self.destroy_failed()
+                self.timings['destroy_failed'] = round(time.monotonic() - began, 3)
         return [self.outcome(guest) for guest in self.guests]
 
     def _finished(self, guest):

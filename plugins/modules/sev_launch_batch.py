@@ -369,6 +369,16 @@ outcomes:
       type: bool
       returned: on a replay
       sample: true
+timings:
+  description:
+    - Seconds each step took for all guests, by step (C(check_entries), C(pin), C(decide), C(predestroy),
+      C(prepare), C(sessions), C(start), C(read_reports), C(validate), C(inject), C(resume), C(destroy_failed)).
+      C(pin), C(predestroy), C(start), C(read_reports), C(inject), C(resume) and C(destroy_failed) are host calls
+      (with their module round trip); the others run on the controller.
+  type: dict
+  returned: always, except when the task's own options are refused
+  sample: {check_entries: 0.004, pin: 0.91, decide: 0.02, predestroy: 0.0, prepare: 0.01, sessions: 0.41, start: 6.2,
+           read_reports: 1.1, validate: 0.52, inject: 0.8, resume: 0.0, destroy_failed: 0.0}
 failed_count:
   description: How many guests failed.
   type: int

@@ -106,6 +106,9 @@ def test_all_guests_launched_with_one_call_per_step(host, owner):
     result = run(owner, **args(owner))
     assert result.get("failed") is not True, [o["msg"] for o in result["outcomes"]]
     assert (result['changed'], result['rc'], result['reason'], result['failed_count']) == (True, 0, 'ok', 0)
+    assert set(result['timings']) == {'check_entries', 'pin', 'decide', 'predestroy', 'prepare', 'sessions', 'start',
+                                      'read_reports', 'validate', 'inject', 'resume', 'destroy_failed'}
+    assert all(isinstance(value, float) and value >= 0 for value in result['timings'].values())
     outcomes = by_domain(result)
     for name in NAMES:
         outcome = outcomes[name]
