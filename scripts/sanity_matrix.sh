@@ -52,13 +52,6 @@ for v in "${versions[@]}"; do
     done < <(grep -oE "pip=['\"][0-9][0-9a-z.]*['\"]" "$reqs_py" | grep -oE "[0-9][0-9a-z.]*" | sort -u)
 done
 
-# --- the files of the collection (tracked, and untracked but not ignored) ---
-files=()
-while IFS= read -r -d '' f; do
-    if [[ -e "$f" || -L "$f" ]]; then files+=("$f"); fi
-done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
-((${#files[@]})) || die "git ls-files found no files in $REPO"
-
 declare -a SUMMARY=()
 failed=0
 for v in "${versions[@]}"; do
@@ -67,6 +60,13 @@ for v in "${versions[@]}"; do
     dest="$root/ansible_collections/confidential/sev"
     rm -rf "$root"
     mkdir -p "$dest"
+    # the files of the collection now (tracked, and untracked but not ignored):
+    # listed per version, as the tree may change during a long run
+    files=()
+    while IFS= read -r -d '' f; do
+        if [[ -e "$f" || -L "$f" ]]; then files+=("$f"); fi
+    done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
+    ((${#files[@]})) || die "git ls-files found no files in $REPO"
     (cd "$REPO" && cp -P --parents -t "$dest" -- "${files[@]}")
     git -C "$dest" init -q
     bin="$REPO/build/venvs/core-$v/bin"
