@@ -45,7 +45,7 @@ def convert(raw, guide, guides, repo_url):
         text, target = match.group(1), match.group(2)
         if re.match(r'^[a-z][a-z0-9+.-]*:', target):      # http:, https:, mailto:
             return match.group(0)
-        path, _, anchor = target.partition('#')
+        path, dummy, anchor = target.partition("#")
         name = os.path.basename(path)
         if os.path.dirname(path) in ('', '.') and name.endswith('.md') and name[:-3] in guides:
             return ':ref:`%s <%s>`' % (text, _label(name[:-3]))
