@@ -27,6 +27,7 @@ from ansible_collections.confidential.sev.plugins.modules import sev_domain, sev
 from ansible_collections.confidential.sev.tests.unit.plugins.module_utils.hypervisor import libvirt_xml as lx
 from ansible_collections.confidential.sev.tests.unit.plugins.module_utils.hypervisor.test_connection import (
     FakeConnection, FakeLibvirtQemu, libvirt_error)
+from ansible_collections.confidential.sev.tests.unit.plugins.modules import test_vanishing_domain as vanishing
 from ansible_collections.confidential.sev.tests.unit.plugins.modules.test_sev_domain import ActingDomain
 
 HEADER = base64.b64encode(bytes(4) + bytes(range(16)) + bytes(range(100, 132))).decode()
@@ -417,3 +418,49 @@ def test_launch_info_argument_checks(host, monkeypatch, capsys, args, words):
     host(Reported(0))
     result, _out = run_module(sev_launch_info, args, monkeypatch, capsys)
     assert result['failed'] is True and words in result['msg'], result['msg']
+
+
+# ---- issue 10 for the batch forms: a domain vanishing at any libvirt call -------------------
+
+BATCH_CASES = [
+    ('sev_launch_info domains', sev_launch_info, {'domains': ['guest1'], 'include_node': True}, True),
+    ('sev_domain domains paused', sev_domain, {'domains': [{'domain': 'guest1'}], 'state': 'paused'}, False),
+    ('sev_domain domains resumed', sev_domain, {'domains': [{'domain': 'guest1', 'expect_id': 7}],
+                                                'state': 'resumed'}, True),
+    ('sev_domain domains destroyed', sev_domain, {'domains': [{'domain': 'guest1', 'expect_id': 7}],
+                                                  'state': 'destroyed'}, True),
+    ('sev_secret_inject injections', sev_secret_inject, {'resume': True, 'injections': [
+        {'domain': 'guest1', 'header': vanishing.HEADER, 'payload': vanishing.PAYLOAD, 'expect_id': 7}]}, True),
+]
+
+
+@pytest.mark.parametrize('name, module, args, active', BATCH_CASES, ids=[case[0] for case in BATCH_CASES])
+def test_vanishing_at_every_libvirt_call_in_a_batch(name, module, args, active, monkeypatch, capsys):
+    del name
+    vanish = vanishing.install(monkeypatch, at=0, active=active)
+    clean = vanishing.run_module(module, args, monkeypatch, capsys)
+    assert clean.get('failed') is not True, clean
+    total = vanish.count
+    assert total >= 3, vanish.calls
+    for at in range(1, total + 1):
+        vanish = vanishing.install(monkeypatch, at=at, active=active)
+        result = vanishing.run_module(module, args, monkeypatch, capsys)
+        failing_call = vanish.calls[at - 1]
+        text = json.dumps(result)
+        assert 'Traceback' not in text and 'exception' not in result, (failing_call, result)
+        if failing_call == 'close':
+            assert result.get('failed') is not True, (failing_call, result)
+            continue
+        if module is sev_launch_info:
+            # raw host data: the failure is in the item or the node (the controller fails the task)
+            failures = [item for item in result.get('results', []) if item.get('failed')]
+            failures += [result['node']] if isinstance(result.get('node'), dict) and result['node'].get('failed') \
+                else []
+            failures += [result] if result.get('failed') else []
+        else:
+            assert result.get('failed') is True, (failing_call, result)
+            failures = [item for item in result['results'] if item['failed']] or [result]
+        assert len(failures) == 1, (failing_call, result)
+        failure = failures[0]
+        assert failure['reason'] in ('error', 'state') and failure['rc'] in (5, 6), (failing_call, result)
+        assert 'failed:' in failure['msg'] and failure.get('libvirt_call', '').startswith('vir'), (failing_call, result)
