@@ -72,6 +72,8 @@ MIN_AGE = 2.0
 # Bounds: a cache file bigger than this is not ours; the oldest entries go first.
 MAX_CACHE_BYTES = 16 << 20
 MAX_ENTRIES = 10000
+# Seconds between two attempts to take a key another worker is hashing.
+IN_FLIGHT_POLL = 0.02
 HEX_SHA256 = re.compile(r'^[0-9a-f]{64}$')
 KEY_NUMBERS = re.compile(r'^[0-9]+:[0-9]+:[0-9]+:-?[0-9]+:-?[0-9]+$')
 
@@ -270,13 +272,20 @@ class DigestCache:
         offset = int.from_bytes(hashlib.sha256(key.encode('utf-8', 'surrogateescape')).digest()[:4], 'big')
         with self._lock:
             handle = self._lock_handle()
-        try:
-            fcntl.lockf(handle, fcntl.LOCK_EX, 1, offset)
-            locked = True
-        except OSError:
-            # EDEADLK: Linux tracks these locks per process, and may see a
-            # cycle between two workers' threads that is none; hash instead.
-            locked = False
+        # Polled, never a blocking wait: the kernel tracks these locks per
+        # process, and two workers each hashing one file in one thread while
+        # waiting for the other's file in another would look like a deadlock
+        # (EDEADLK) that is none.  A holder that dies releases its lock.
+        while True:
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+                locked = True
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    locked = False      # cannot lock here: at worst a second hash
+                    break
+            time.sleep(IN_FLIGHT_POLL)
         try:
             yield
         finally:

@@ -20,7 +20,7 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.confidential.sev.plugins.module_utils.sev import digest_cache as dc
+from ansible_collections.confidential.sev.plugins.module_utils.sev import digest_cache as dc, launch_digest
 from ansible_collections.confidential.sev.plugins.module_utils.sev.digest_cache import DigestCache
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import (
     IncorrectConfig, InsecureUsage, SevError, UnsupportedUsage,
@@ -326,6 +326,37 @@ def test_concurrent_workers_merge_their_entries_and_hash_a_shared_file_once(priv
         assert reader.sha256(str(private / ('own%d' % index)), 'own').digest == sha(b'own%d' % index * 1000)
     assert reader.stats()['misses'] == 0
     assert not [name for name in os.listdir(private) if name.startswith('.digests-')]
+
+
+def _measured_files_worker(directory, barrier, results):
+    cache = DigestCache(os.path.join(directory, 'digests.json'), min_age=MIN_AGE)
+    barrier.wait()
+    files = launch_digest.hash_measured_files(*(os.path.join(directory, name) for name in ('fw', 'kernel', 'initrd')),
+                                              digest_cache=cache)
+    results.put((cache.stats(), files.kernel_digest, files.initrd_digest))
+
+
+def test_workers_hashing_kernel_and_initrd_in_threads_hash_each_once(private):
+    """Each worker hashes its kernel and initrd in two threads at once: a worker
+    waiting for another's initrd while it hashes its kernel is no deadlock, and
+    each file is still hashed by one worker only."""
+    workers = 4
+    for name, size in (('fw', 1000), ('kernel', 3 << 20), ('initrd', 6 << 20)):
+        make_file(private, name, name.encode() * (size // len(name)))
+    settle()
+    context = multiprocessing.get_context('fork')
+    barrier, results = context.Barrier(workers), context.Queue()
+    processes = [context.Process(target=_measured_files_worker, args=(str(private), barrier, results))
+                 for dummy in range(workers)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=60) for dummy in processes]
+    for process in processes:
+        process.join(60)
+    assert [process.exitcode for process in processes] == [0] * workers
+    assert sum(stats['misses'] for stats, dummy, dummy2 in outcomes) == workers + 2   # a firmware state each
+    assert set((kernel, initrd) for dummy, kernel, initrd in outcomes) == {
+        (sha(b'kernel' * ((3 << 20) // 6)), sha(b'initrd' * ((6 << 20) // 6)))}
 
 
 @pytest.mark.parametrize('content, why', [
