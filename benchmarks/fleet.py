@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -569,8 +570,16 @@ def host_description():
         platform.python_version(), platform.platform())
 
 
+def _interrupt(_signum, _frame):
+    # SIGTERM (and SIGINT, which a shell's background job inherits as ignored) -> KeyboardInterrupt:
+    # the finally clause of main() still undefines the guests and stops the hypervisors it started
+    raise KeyboardInterrupt('signal')
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     if os.geteuid() != 0:
         sys.stderr.write('benchmarks/fleet.py needs root (emulated hypervisors: namespaces, veth)\n')
         return 1
@@ -662,6 +671,9 @@ def main(argv=None):
         return 0
     except (RuntimeError, HarnessError, libvirt.libvirtError, OSError, subprocess.SubprocessError) as exc:
         sys.stderr.write('fleet benchmark could not measure: %s\n' % exc)
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write('fleet benchmark interrupted: stopping what it started\n')
         return 1
     finally:
         problems = fleet.stop()
