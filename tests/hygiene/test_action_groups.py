@@ -27,6 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTIONS = os.pathsep.join(os.path.abspath(path) for path in
                               (os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, 'build')).split(os.pathsep))
 HOST_MODULES = ('sev_domain', 'sev_launch_info', 'sev_secret_inject')
+# a controller-side action whose uri is the hypervisor's, passed to the host-side modules it calls
+GROUP = HOST_MODULES + ('sev_launch_batch',)
 HEADER = base64.b64encode(bytes(52)).decode()   # well-formed sizes, so the module gets as far as libvirt
 PAYLOAD = base64.b64encode(bytes(32)).decode()
 
@@ -52,6 +54,15 @@ PLAYBOOK = """
       check_mode: true
       register: inj
       ignore_errors: true
+    - name: The fleet launch with the group's URI (check mode pins the guests, then stops)
+      confidential.sev.sev_launch_batch:
+        state_dir: "{state_dir}"
+        policy: 3
+        firmware: "{firmware}"
+        guests: [{{domain: test}}]
+      check_mode: true
+      register: batch
+      ignore_errors: true
     - name: A URI on the task wins over the group's default
       confidential.sev.sev_domain: {{domain: test, state: paused, uri: "nosuchdriver:///h6"}}
       check_mode: true
@@ -60,7 +71,7 @@ PLAYBOOK = """
     - name: Save the results
       ansible.builtin.copy:
         content: "{{{{ {{'sev_launch_info': info, 'sev_domain': dom, 'sev_secret_inject': inj,
-                    'task_uri': task_uri}} | to_json }}}}"
+                    'sev_launch_batch': batch, 'task_uri': task_uri}} | to_json }}}}"
         dest: "{out}"
         mode: "0600"
 """
@@ -69,7 +80,10 @@ PLAYBOOK = """
 def _run(tmp_path):
     out = tmp_path / 'results.json'
     playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAYBOOK.format(header=HEADER, payload=PAYLOAD, out=out), encoding='utf-8')
+    firmware = tmp_path / 'firmware.fd'   # never read: the run stops at the pin, before validation
+    firmware.write_bytes(bytes(4096))
+    playbook.write_text(PLAYBOOK.format(header=HEADER, payload=PAYLOAD, out=out, state_dir=tmp_path / 'state',
+                                        firmware=firmware), encoding='utf-8')
     config = tmp_path / 'ansible.cfg'
     config.write_text('[defaults]\n', encoding='utf-8')
     env = dict(os.environ)
@@ -87,7 +101,7 @@ def _run(tmp_path):
 def test_runtime_group_lists_the_host_side_modules():
     with open(os.path.join(REPO, 'meta', 'runtime.yml'), encoding='utf-8') as f:
         runtime = yaml.safe_load(f)
-    assert sorted(runtime['action_groups']['libvirt']) == sorted(HOST_MODULES)
+    assert sorted(runtime['action_groups']['libvirt']) == sorted(GROUP)
     # controller modules whose uri means something else stay out (see the comment in meta/runtime.yml)
     assert 'sev_measurement_validate' not in runtime['action_groups']['libvirt']
 
@@ -108,6 +122,15 @@ def test_group_module_defaults_reach_every_host_module(results):
         assert result.get('libvirt_code') == 3, (module, result)   # VIR_ERR_NO_SUPPORT
         assert "domain 'test'" in result['msg'], (module, result)
         assert result['reason'] == 'error' and result['rc'] == 6, (module, result)
+
+
+def test_group_module_defaults_reach_the_fleet_launch(results):
+    result = results['sev_launch_batch']
+    assert result['failed'] is True and result['changed'] is False, result
+    (outcome,) = result['outcomes']
+    # its host-side pin used the group's URI: the test driver's domain 'test', then its first QEMU-only call
+    assert "domain 'test': virDomainQemuMonitorCommand failed" in outcome['msg'], outcome
+    assert outcome['destroyed'] is False and outcome['launch_id'] is None, outcome
 
 
 def test_task_uri_overrides_group_default(results):
