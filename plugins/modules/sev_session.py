@@ -429,7 +429,8 @@ msg:
   description: Why the task failed, naming the option or certificate at fault (never key material).
   type: str
   returned: on failure
-  sample: "PEK: signature by the OCA does not verify"
+  sample: "CEK: no pinned AMD signing key (ASK) signed it; is it the CEK from AMD's key server for this chip, and not
+    the unsigned one from the host? (...)"
 reason:
   description: V(ok), or why the task failed, V(unsupported) (bad input), V(insecure) (a link or pin failed) or V(error).
   type: str
