@@ -17,6 +17,7 @@ under TCG, the emulated secure processor of tests/platform, reached over ssh).
 from __future__ import annotations
 
 import base64
+import glob
 import os
 
 import libvirt
@@ -112,8 +113,9 @@ def test_five_guests_together_keys_rerun_and_check_mode(hv, ovmf, tmp_path, gues
     assert not any(e2e.records_of(hv, name) for name in names)
     assert not os.path.exists(owner.state_dir)
 
-    # launch together, left paused: each key read back from its guest's memory
-    run1 = e2e.run_role(tmp_path / 'run1', [hv], owner.play_vars(sev_launch_resume=False), hosts)
+    # launch together, left paused: each key read back from its guest's memory (at -vvvv: no secret shown)
+    run1 = e2e.run_role(tmp_path / 'run1', [hv], owner.play_vars(sev_launch_resume=False), hosts,
+                        extra_args=['-vvvv'])
     assert run1.rc == 0, run1.output[-8000:]
     assert BATCH_TASK in run1.stdout
     pids = {}
@@ -128,6 +130,12 @@ def test_five_guests_together_keys_rerun_and_check_mode(hv, ovmf, tmp_path, gues
         assert e2e.controller_record(owner.state_dir, hv.hostname, dom.UUIDString())['stage'] == 'injected'
         pids[name] = e2e.qemu_pid(hv, name)
     no_secret_in(run1.output, owner)
+    session_keys = glob.glob(os.path.join(owner.state_dir, 'hosts', '*', '*', 'launches', '*', 't[ie]k'))
+    assert len(session_keys) == 10
+    for path in session_keys:
+        with open(path, 'rb') as f:
+            key = f.read()
+        assert key.hex() not in run1.output and base64.b64encode(key).decode('ascii') not in run1.output
 
     # a re-run with the same settings: ok, unchanged, same QEMU pids, nothing new on the platform
     run2 = e2e.run_role(tmp_path / 'run2', [hv], owner.play_vars(sev_launch_resume=False), hosts)
