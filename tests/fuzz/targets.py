@@ -349,6 +349,8 @@ def target_args(data):
         'insecure': lambda: pick((False, True, 'yes', 'x')), 'allow_zero_keys': lambda: pick((False, True)),
         'diagnose': lambda: pick((True, False)), 'launch_info': lambda: pick(({}, {'x': 1}, 'x', [])),
         'replay_context': lambda: pick(({}, 'x')),
+        'firmware_sha256': lambda: pick(('0' * 64, 'x', '', 'A' * 64, 'g' * 64)),
+        'kernel_sha256': lambda: pick(('0' * 64, 'zz')), 'initrd_sha256': lambda: pick(('f' * 64, '0' * 63)),
     }
     names = sorted(hostile)
     HOSTILE_NAMES[:] = names
