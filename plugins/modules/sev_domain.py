@@ -193,7 +193,7 @@ msg:
       O(domains[].domain) and message, or C(all M domains succeeded).
   type: str
   returned: always
-  sample: "domain 'guest1': now paused (state paused, QEMU run state prelaunch, ID 42)"
+  sample: "domain 'guest1': now paused (QEMU run state prelaunch, ID 42)"
 rc:
   description:
     - The exit code of RV(reason) - 0 on success, 2 unsupported usage, 5 wrong state, 6 libvirt or other error (the
@@ -300,8 +300,8 @@ results:
   elements: dict
   returned: with O(domains)
   sample:
-    - {domain: guest1, requested: guest1, failed: false, changed: true, msg: "domain 'guest1': now paused (state
-       paused, QEMU run state prelaunch, ID 42)", rc: 0, reason: ok, uuid: 5d3c8a4e-7f0b-4c1e-9a2d-3b6f1e8c9d01,
+    - {domain: guest1, requested: guest1, failed: false, changed: true, msg: "domain 'guest1': now paused (QEMU run
+       state prelaunch, ID 42)", rc: 0, reason: ok, uuid: 5d3c8a4e-7f0b-4c1e-9a2d-3b6f1e8c9d01,
        name: guest1, id: 42, state: paused, state_reason: user, run_state: prelaunch, previous_state: shutoff,
        previous_id: -1, previous_run_state: null, launch_security_updated: true}
     - {domain: guest9, requested: guest9, failed: true, changed: false, rc: 6, reason: error,
@@ -332,7 +332,7 @@ results:
       description: As RV(msg), for this item.
       type: str
       returned: always
-      sample: "domain 'guest1': now paused (state paused, QEMU run state prelaunch, ID 42)"
+      sample: "domain 'guest1': now paused (QEMU run state prelaunch, ID 42)"
     rc:
       description: As RV(rc), for this item.
       type: int
@@ -598,12 +598,13 @@ def check_params(params):
 def success_message(result, check_mode):
     """The msg of a successful result that has none (issue 12: msg on success too)."""
     subject = "domain '%s'" % result['name']
+    where = ('QEMU run state %s, ID %d' % (result['run_state'], result['id']) if result['run_state'] is not None
+             else 'not active')
     if not result['changed']:
-        what = 'already as wanted, nothing done'
-    else:
-        what = 'would be %s' % result['state'] if check_mode else 'now %s' % result['state']
-    return '%s: %s (state %s, QEMU run state %s, ID %d)' % (
-        subject, what, result['state'], result['run_state'], result['id'])
+        return '%s: already %s, nothing done (%s)' % (subject, result['state'], where)
+    if check_mode:
+        return '%s: would be %s (check mode; now %s)' % (subject, result['state'], where)
+    return '%s: now %s (%s)' % (subject, result['state'], where)
 
 
 def run_one(conn, dom, params, check_mode):

@@ -132,7 +132,7 @@ def test_paused_batch_one_unknown_domain_fails_alone(host, monkeypatch, capsys, 
     assert (items[0]['id'], items[0]['run_state'], items[0]['launch_security_updated']) == (40, 'prelaunch', True)
     assert (items[2]['id'], items[2]['run_state'], items[2]['launch_security_updated']) == (42, 'prelaunch', False)
     assert (items[0]['rc'], items[0]['reason']) == (0, 'ok')
-    assert items[0]['msg'] == "domain 'g0': now paused (state paused, QEMU run state prelaunch, ID 40)"
+    assert items[0]['msg'] == "domain 'g0': now paused (QEMU run state prelaunch, ID 40)"
     assert (items[1]['error_kind'], items[1]['libvirt_code'], items[1]['changed']) == ('unknown_domain', 42, False)
     assert 'uuid' not in items[1]
     assert guests[0].touched() == ['defineXML', 'createWithFlags'] and guests[2].touched() == ['createWithFlags']
@@ -249,9 +249,14 @@ def test_one_domain_form_gains_msg_rc_reason_only(host, monkeypatch, capsys):
     result, _out = run_module(sev_domain, {'state': 'paused', 'domain': 'g0'}, monkeypatch, capsys)
     assert 'results' not in result and 'requested' not in result and 'failed' not in result
     assert (result['rc'], result['reason'], result['id'], result['changed']) == (0, 'ok', 40, True)
-    assert result['msg'] == "domain 'g0': now paused (state paused, QEMU run state prelaunch, ID 40)"
+    assert result['msg'] == "domain 'g0': now paused (QEMU run state prelaunch, ID 40)"
     again, _out = run_module(sev_domain, {'state': 'paused', 'domain': 'g0'}, monkeypatch, capsys)
-    assert again['changed'] is False and again['msg'].startswith("domain 'g0': already as wanted, nothing done")
+    assert again['changed'] is False
+    assert again['msg'] == "domain 'g0': already paused, nothing done (QEMU run state prelaunch, ID 40)"
+    gone, _out = run_module(sev_domain, {'state': 'destroyed', 'domain': 'g0'}, monkeypatch, capsys)
+    assert gone['msg'] == "domain 'g0': now shutoff (not active)" and gone['destroyed'] is True
+    check, _out = run_module(sev_domain, {'state': 'paused', 'domain': 'g0'}, monkeypatch, capsys, check_mode=True)
+    assert check['msg'] == "domain 'g0': would be paused (check mode; now not active)"
 
 
 def test_threads_overlap_and_results_keep_input_order(host, monkeypatch, capsys):
