@@ -52,6 +52,7 @@ APT_PACKAGES=(
     util-linux  # unshare, nsenter (tests/integration: private libvirtd)
     time        # GNU time (/usr/bin/time -v) for benchmark memory figures
     shellcheck  # enables ansible-test's shellcheck sanity test
+    pandoc      # scripts/docsite.sh: docs/*.md -> docs/docsite/rst (antsibull-docs takes rst)
 )
 # A pyenv interpreter ships its own headers and venv; Debian's needs packages.
 if [[ -z "$PY_BASE" || "$PY_BASE" == /usr/bin/* ]]; then

@@ -75,6 +75,8 @@ activate_venv
 
 run_step sanity bash scripts/sanity.sh || true
 run_step lint bash scripts/lint.sh || true
+# Collection docs: antsibull-docs lint, docsite rst in sync with docs/*.md, changelog.
+run_step docs bash scripts/docs_lint.sh || true
 run_step pytest run_pytest || true
 # The README's main command must keep working: run it as a test.
 run_step demo bash scripts/demo.sh || true
