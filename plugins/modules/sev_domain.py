@@ -36,7 +36,11 @@ attributes:
 options:
   domain:
     description:
-      - The domain's name or UUID, never its runtime ID (see the C(libvirt) options above for how it is looked up).
+      - The domain's name or UUID, never its runtime ID (a number like C(1) would otherwise select whichever
+        domain runs with that ID). An identifier made of digits only is a name; it is looked up as a UUID only
+        when it has 32 digits and no domain has that name. A UUID-shaped identifier is looked up as a UUID,
+        then as a name.
+      - Pass the RV(uuid) a first task returned to every later task, so that they all act on the same domain.
       - Exactly one of O(domain) and O(domains) is required.
     type: str
     required: false
