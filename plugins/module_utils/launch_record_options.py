@@ -49,7 +49,7 @@ def _query(params, exists):
     if uuid is None or store.canonical_uuid(uuid, 'reported uuid') != store.canonical_uuid(params['domain_uuid']):
         raise UnsupportedUsage('reported is about domain %s, not %s' % (uuid, params['domain_uuid']))
     plan, why = store.plan_launch(reported, record, params['if_active'], params['resume'])
-    return {'changed': False, 'plan': plan, 'why': why, 'record': record}
+    return {'changed': False, 'plan': plan, 'why': why, 'record': record, 'msg': '%s: %s' % (plan, why)}
 
 
 def _fields(params):
@@ -90,7 +90,7 @@ def run_record(params, check_mode=False):
             launch_id, directory = store.prepare_launch(params['state_dir'], params['host'], params['domain_uuid'],
                                                         create=not check_mode)
             result.update(changed=True, launch_id=launch_id, launch_dir=directory,
-                          files=store.session_paths(directory))
+                          files=store.session_paths(directory), msg='launch %s prepared' % launch_id)
             return result
         if state == 'failed':
             fields = {'reason': params['reason'], 'destroyed': params.get('destroyed')}
@@ -98,7 +98,8 @@ def run_record(params, check_mode=False):
             fields = _fields(params)
         record = store.update_record(params['state_dir'], params['host'], params['domain_uuid'], params['launch_id'],
                                      state, fields, create=not check_mode)
-        result.update(changed=True, record=record, launch_id=params['launch_id'])
+        result.update(changed=True, record=record, launch_id=params['launch_id'],
+                      msg='launch %s: %s recorded' % (params['launch_id'], state))
         return result
     except SevError as exc:
         return failure_result(exc.reason, str(exc))

@@ -429,7 +429,9 @@ def run_session(params, read_input, read_output=None, check_mode=False, resolve_
     try:
         if params.get('state', 'present') == 'absent':
             removed = remove_outputs(params, check_mode)
-            return {'changed': bool(removed), 'removed': removed, 'reason': 'ok', 'rc': 0}
+            return {'changed': bool(removed), 'removed': removed, 'reason': 'ok', 'rc': 0,
+                    'msg': ('%d session file(s) %sremoved' % (len(removed), 'would be ' if check_mode else '')
+                            if removed else 'no session file to remove')}
         return _present(params, read_input, read_output, check_mode, resolve_input)
     except SevError as exc:
         return failure(exc.reason, str(exc))
@@ -464,8 +466,10 @@ def _present(params, read_input, read_output, check_mode, resolve_input):
             and all(os.path.exists(path) for path in requested)):
         result['dh_cert'], result['session'] = _existing_session(params, read_output, policy.value, pdh)
         result['changed'] = False
+        result['msg'] = 'platform chain verified; the existing session (made for this PDH) is kept'
         return result
     new_session = session_mod.create_session(pdh, policy.value)
+    result['msg'] = 'platform chain verified; a fresh session %s' % ('would be made' if check_mode else 'was made')
     if check_mode:
         # Its keys would be thrown away: a GODH and session nobody can use are not returned.
         return result

@@ -299,9 +299,11 @@ state_dir:
   returned: on success
   sample: /var/lib/sev-owner/state
 msg:
-  description: Why the task failed, naming the option or record at fault.
+  description:
+    - What was done (for O(state=query), the plan and why; else the launch and the stage recorded), or why the task
+      failed, naming the option or record at fault.
   type: str
-  returned: on failure
+  returned: always
   sample: "domain_id must be the running domain's ID, an integer of at least 1, got 0"
 reason:
   description: V(ok), or why the task failed (V(unsupported) for bad input, V(insecure), V(error)).

@@ -426,9 +426,11 @@ removed:
   returned: with O(state=absent)
   sample: [keys/guest1.tek, keys/guest1.tik]
 msg:
-  description: Why the task failed, naming the option or certificate at fault (never key material).
+  description:
+    - What was done (the chain verified; a fresh session made, or the existing one kept; files removed), or why the
+      task failed, naming the option or certificate at fault (never key material).
   type: str
-  returned: on failure
+  returned: always
   sample: "CEK: no pinned AMD signing key (ASK) signed it; is it the CEK from AMD's key server for this chip, and not
     the unsigned one from the host? (...)"
 reason:
