@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run all tests: setup, ansible-test sanity, ansible-lint, pytest
-# (tests/unit + tests/differential via pytest.ini), the demo, then
-# tests/integration/run.sh in two stages, then the molecule scenarios. Every
+# Run all tests: setup, ansible-test sanity, ansible-lint, the collection docs,
+# pytest (the testpaths of pytest.ini), the ansible-core version matrix,
+# galaxy-importer, sanity on the other cores, the demo, then
+# tests/integration/run.sh in three stages, then the molecule scenarios. Every
 # step runs even if an earlier one failed (except setup); the script exits
 # non-zero if any step failed.
 #
@@ -78,6 +79,15 @@ run_step lint bash scripts/lint.sh || true
 # Collection docs: antsibull-docs lint, docsite rst in sync with docs/*.md, changelog.
 run_step docs bash scripts/docs_lint.sh || true
 run_step pytest run_pytest || true
+# ansible-core 2.16-2.19, each from the built tarball in its own venv: docs,
+# ad-hoc calls, the role's argument spec.
+run_step matrix bash scripts/matrix.sh || true
+# galaxy-importer (Galaxy's and Automation Hub's check) on the built tarball.
+run_step importer bash scripts/galaxy_importer.sh || true
+# ansible-test sanity on the other supported cores (the sanity step above runs
+# the venv's own, 2.19).
+run_step sanity-matrix env MATRIX_VERSIONS="${SANITY_MATRIX_VERSIONS:-2.16 2.17 2.18}" \
+    bash scripts/sanity_matrix.sh || true
 # The README's main command must keep working: run it as a test.
 run_step demo bash scripts/demo.sh || true
 # Real libvirtd instances, in two stages: the libvirt harness, modules and
@@ -85,18 +95,22 @@ run_step demo bash scripts/demo.sh || true
 # tests/integration/test_*.py must be in one stage (checked: none is dropped).
 INTEGRATION_STAGE=(test_harness.py test_hypervisors.py test_modules.py test_role.py)
 E2E_STAGE=(test_e2e_launch.py test_e2e_role.py test_faults.py test_hygiene.py)
+# Fleets: batch host modules, the role launching a host's guests together (one
+# bad guest among 50), the role at scale settings on three hosts.
+FLEET_STAGE=(test_batch_modules.py test_fleet.py test_scale.py)
 # shellcheck disable=SC2317  # invoked indirectly, through run_step
 check_stages() {
     local f missing=()
     for f in tests/integration/test_*.py; do
         f="${f##*/}"
-        [[ " ${INTEGRATION_STAGE[*]} ${E2E_STAGE[*]} " == *" $f "* ]] || missing+=("$f")
+        [[ " ${INTEGRATION_STAGE[*]} ${E2E_STAGE[*]} ${FLEET_STAGE[*]} " == *" $f "* ]] || missing+=("$f")
     done
     ((${#missing[@]} == 0)) || { echo "not in any stage of scripts/test.sh: ${missing[*]}" >&2; return 1; }
 }
 run_step stages check_stages || true
 run_step integration bash tests/integration/run.sh "${INTEGRATION_STAGE[@]/#/tests/integration/}" || true
 run_step e2e bash tests/integration/run.sh "${E2E_STAGE[@]/#/tests/integration/}" || true
+run_step fleet bash tests/integration/run.sh "${FLEET_STAGE[@]/#/tests/integration/}" || true
 # The role's molecule scenarios (extensions/molecule/) on emulated hypervisors.
 run_step molecule bash scripts/molecule.sh || true
 
