@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to confidential.sev
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Second half of scripts/docsite.sh: pandoc's rst of each docs/<guide>.md -> the docsite guide.

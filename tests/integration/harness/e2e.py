@@ -58,6 +58,8 @@ def es_overrides(es_policy, num_cpus):
     """The role's per-guest overrides for an SEV-ES guest with num_cpus vCPUs on QEMU's EPYC model."""
     return {'policy': es_policy, 'num_cpus': num_cpus, 'cpu_family': EPYC_FMS[0], 'cpu_model': EPYC_FMS[1],
             'cpu_stepping': EPYC_FMS[2], 'require_policy': ['NODBG', 'NOKS', 'ES']}
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 

@@ -29,8 +29,6 @@ from ansible_collections.confidential.sev.tests.platform import sev_firmware as 
 from ansible_collections.confidential.sev.tests.unit.special_files import KINDS, make_special, unchanged
 
 
-
-
 # ---- sev_session ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
