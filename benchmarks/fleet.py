@@ -494,9 +494,9 @@ def report(meta, summary):
              '  host      %s' % meta['host'],
              '  guests    plain SEV (policy 0x3), 1 vCPU, %d MiB, fresh session per launch, 1 secret, left paused'
              % meta['memory_mib'],
-             '  memory    QEMU RSS per paused guest %.0f MiB (%.0f MiB with the %d MiB initrd); MemAvailable '
+             '  memory    QEMU RSS per paused guest %.0f MiB (%s MiB with the %d MiB initrd); MemAvailable '
              '%d MiB at start; sizes run: %s%s' % (
-                 meta['rss_mib'], meta['rss_initrd_mib'] or 0, meta['initrd_mib'], meta['mem_available_mib'],
+                 meta['rss_mib'], fmt(meta['rss_initrd_mib'], '%.0f'), meta['initrd_mib'], meta['mem_available_mib'],
                  meta['sizes'], ('; dropped: %s' % meta['dropped']) if meta['dropped'] else ''),
              '  method    share = (play wall - plain-libvirt paused start of the same guests) / N; median of %d '
              'run(s)' % meta['runs'],
