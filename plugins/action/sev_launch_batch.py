@@ -16,23 +16,19 @@ from __future__ import annotations
 import os
 import socket
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.confidential.sev.plugins.module_utils import launch_record, locality
+from ansible_collections.confidential.sev.plugins.module_utils.hypervisor.domain_config import HAS_LXML
 from ansible_collections.confidential.sev.plugins.module_utils.launch_batch import LaunchBatch, summary
 from ansible_collections.confidential.sev.plugins.module_utils.launch_batch_options import (
     ARGUMENT_SPEC, GUEST_SPEC, VALIDATION_RULES,
 )
+from ansible_collections.confidential.sev.plugins.module_utils.sev.digest_cache import DigestCache
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import UnsupportedUsage
 from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import HAS_CRYPTOGRAPHY
 from ansible_collections.confidential.sev.plugins.plugin_utils.controller_action import (
     ControllerAction, check_option_bounds, check_raw_integers,
 )
 
-try:
-    from ansible_collections.confidential.sev.plugins.module_utils.sev.digest_cache import DigestCache
-except ImportError:  # an older engine without the cache: every validation hashes its files
-    DigestCache = None
 
 
 def check_entry(entry):
@@ -68,36 +64,34 @@ class ActionModule(ControllerAction):
         address = getattr(self._play_context, 'remote_addr', None)
         return locality.hypervisor_is_local(uri, locality.connection_reaches_controller(transport, address))
 
+    def _required_libraries(self, params):
+        del params
+        return (('cryptography', HAS_CRYPTOGRAPHY, 'to verify the platform chains, make the sessions and build '
+                 'the secret packets'),
+                ('lxml', HAS_LXML, "to parse and check what the hypervisors report"))
+
     def _run(self, params):
-        if not HAS_CRYPTOGRAPHY:
-            return self._failure('unsupported', missing_required_lib('cryptography') + ' (on the controller)')
         host = params.get('host') or self._task_vars.get('inventory_hostname')
         if not isinstance(host, str) or not host:
             raise UnsupportedUsage('host: no inventory host name to keep the records under; give host')
-        cache = None
-        stats = None
         check_mode = bool(self._task.check_mode)
         params['state_dir'] = self._output_path(params['state_dir'])
-        if DigestCache is not None:
-            path = self._output_path(params['digest_cache']) if params.get('digest_cache') else None
-            if not check_mode and path is not None and os.path.dirname(path) == params['state_dir']:
-                # the role keeps it in the state directory, which the first run creates (0700)
-                launch_record.check_state_dir(params['state_dir'], create=True)
-            if check_mode and path is not None and not os.path.isdir(os.path.dirname(path)):
-                path = None     # nothing to read, and nothing may be created
-            # one cache for every validation of this task: each distinct file hashed once
-            cache = DigestCache(path=path, read_only=check_mode)
+        path = self._output_path(params['digest_cache']) if params.get('digest_cache') else None
+        if not check_mode and path is not None and os.path.dirname(path) == params['state_dir']:
+            # the role keeps it in the state directory, which the first run creates (0700)
+            launch_record.check_state_dir(params['state_dir'], create=True)
+        if check_mode and path is not None and not os.path.isdir(os.path.dirname(path)):
+            path = None     # nothing to read, and nothing may be created
+        # one cache for every validation of this task: each distinct file hashed once
+        cache = DigestCache(path=path, read_only=check_mode)
         batch = LaunchBatch(params, host, self._call_host, self._read_file, self._read_real, self._find,
                             self._streamed_path, self._local_for, controller_hostname=socket.gethostname(),
                             check_mode=check_mode, digest_cache=cache,
                             check_entry=check_entry)
         outcomes = batch.run()
         result = summary(outcomes)
-        warnings = []
-        if cache is not None:
-            stats = cache.stats()
-            warnings.extend(cache.take_warnings())
-        result['digest_cache'] = stats
+        warnings = list(cache.take_warnings())
+        result['digest_cache'] = cache.stats()
         result['timings'] = batch.timings
         for outcome in outcomes:
             warnings.extend('%s: %s' % (outcome['domain'], warning) for warning in outcome['warnings'])

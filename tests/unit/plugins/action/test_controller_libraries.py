@@ -171,3 +171,14 @@ def test_every_action_plugin_imports_without_the_libraries(tmp_path, blocked):
                              capture_output=True, text=True, timeout=120, check=False)
     assert process.returncode == 0, process.stderr
     assert process.stdout.split() == ['imported', str(len(actions))]
+
+
+@pytest.mark.parametrize('library', ['cryptography', 'lxml'])
+def test_sev_launch_batch_without_a_library_names_it_before_touching_a_host(tmp_path, library):
+    """The fleet launch needs both on the controller: refused before any host call or record."""
+    result = run_without([library], 'sev_launch_batch', tmp_path, guests=[{'domain': 'vm1'}],
+                         state_dir=str(tmp_path / 'state'), firmware=str(OVMF), policy=0x1,
+                         cek_file=str(ROME / 'cek.cert'))
+    assert_names_the_controller(result, library)
+    assert 'confidential.sev.sev_launch_batch' in result['msg']
+    assert not (tmp_path / 'state').exists()
