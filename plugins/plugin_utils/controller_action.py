@@ -104,11 +104,22 @@ def integers_from_text(spec, args):
         if entry.get('options'):
             for item in (value if entry.get('type') == 'list' and isinstance(value, list) else [value]):
                 integers_from_text(entry['options'], item)
-        elif entry.get('type') == 'int' and isinstance(value, str) and is_integer_text(value):
-            args[name] = integer_from_text(value)
+        elif entry.get('type') == 'int' and isinstance(value, str):
+            args[name] = _integer_or_text(value)
         elif entry.get('elements') == 'int' and isinstance(value, list):
-            args[name] = [integer_from_text(item) if isinstance(item, str) and is_integer_text(item) else item
-                          for item in value]
+            args[name] = [_integer_or_text(item) if isinstance(item, str) else item for item in value]
+
+
+def _integer_or_text(text):
+    """The integer ``text`` means, or ``text`` itself when it is none (Ansible's
+    conversion then refuses it, naming the option) or too long for Python to read
+    (int() refuses more than 4300 digits)."""
+    if not is_integer_text(text):
+        return text
+    try:
+        return integer_from_text(text)
+    except ValueError:
+        return text
 
 
 def check_option_bounds(spec, params):
