@@ -30,7 +30,6 @@ from ansible_collections.confidential.sev.plugins.plugin_utils.controller_action
 )
 
 
-
 def check_entry(entry):
     """One entry of guests, before Ansible's conversions (see controller_action.py)."""
     check_raw_integers(GUEST_SPEC, entry)
