@@ -6,7 +6,8 @@
 One play applies the role confidential.sev.sev_launch to three EMULATED hypervisors (real libvirtd 9.0,
 QEMU 7.2 under TCG, the emulated secure processor) with ``strategy: free``, ``serial: 2`` (batches
 [sev-ehv1, sev-ehv2], then [sev-ehv3]), ``--forks 3``, pipelining on, fact gathering off, ssh
-ControlPersist (Ansible's default ssh_args), one shared state directory.  sev-ehv1 is given another chip's
+ControlPersist (Ansible's default ssh_args), one shared state directory, with the role's per-guest path and
+with ``sev_launch_together: true`` (what docs/scale.md advises).  sev-ehv1 is given another chip's
 CEK, so every launch on it fails before anything starts; what is asserted:
 * every guest has its outcome: sev-ehv1's two failed before the start (nothing started, no launch on its
   platform, domains still shut off); sev-ehv2's and sev-ehv3's four launched, validated, got their own
@@ -110,13 +111,14 @@ def assert_launched(hv, guests, owner_state, outcome, name, key):
     return ctl
 
 
-def test_scale_settings_three_hosts_one_failing(emulated_hypervisors, ovmf, tmp_path, guests, record):
+@pytest.mark.parametrize('together', [False, True], ids=['per-guest', 'together'])
+def test_scale_settings_three_hosts_one_failing(emulated_hypervisors, ovmf, tmp_path, guests, record, together):
     hv1, hv2, hv3 = emulated_hypervisors
     owner = tmp_path / 'owner'
     owner.mkdir(mode=0o700)
     key = os.urandom(32)
     key_path = e2e.write_private(owner / 'luks.key', key)
-    play_vars = {'sev_launch_policy': POLICY, 'sev_launch_firmware': ovmf,
+    play_vars = {'sev_launch_policy': POLICY, 'sev_launch_firmware': ovmf, 'sev_launch_together': together,
                  'sev_launch_secrets': [{'guid': 'luks-key', 'path': key_path}]}
 
     # 1. the three hosts, sev-ehv1 with sev-ehv2's CEK (another chip): its launches fail before the start
@@ -161,5 +163,6 @@ def test_scale_settings_three_hosts_one_failing(emulated_hypervisors, ovmf, tmp_
             want = by_domain(outcomes2, hv.hostname, alone)
             assert_launched(hv, guests, control_state, want, alone, key)
             assert {k: got.get(k) for k in COMPARED} == {k: want.get(k) for k in COMPARED}, (got, want)
-    record('scale: strategy free, serial 2, forks 3, pipelining; 6 guests on 3 hosts, one host failing',
+    record('scale (%s): strategy free, serial 2, forks 3, pipelining; 6 guests on 3 hosts, one host failing'
+           % ('together' if together else 'per-guest'),
            'hosts 2 and 3 launched 4 of 4; host 1 failed 2 of 2 before any start')
