@@ -190,7 +190,7 @@ class Inputs:
         self.initrd = os.path.join(boot, 'initrd.img')
         chunk = 16 * MIB
         with open(self.initrd, 'wb') as f:
-            for _ in range(self.initrd_mib * MIB // chunk):
+            for dummy in range(self.initrd_mib * MIB // chunk):
                 f.write(os.urandom(chunk))
         os.chmod(self.initrd, 0o644)
 
@@ -211,7 +211,7 @@ class Case:
 
     def hosts(self):
         seen = []
-        for hv, _ in self.placement:
+        for hv, dummy in self.placement:
             if hv not in seen:
                 seen.append(hv)
         return seen
@@ -253,7 +253,7 @@ class Case:
         for t in threads:
             t.join()
         seconds = time.monotonic() - t0
-        for conn, _ in workers:
+        for conn, dummy in workers:
             conn.close()
         self.fleet.destroy_all(self.placement)
         if errors:
@@ -351,15 +351,15 @@ def split_tasks(timing, n):
 
 def measure_rss(fleet, inputs, hv, sessions, boot, memory_mib, count=2):
     """Median QEMU VmRSS (MiB) of ``count`` paused guests, started the way the cases start them."""
-    placement = [(hv, e2e.unique('fleet-rss')) for _ in range(count)]
+    placement = [(hv, e2e.unique('fleet-rss')) for dummy in range(count)]
     case = Case('rss', 'rss', fleet, inputs, placement, boot=boot, memory_mib=memory_mib)
     case.define(sessions)
     rss = []
     try:
-        for _, name in placement:
+        for dummy, name in placement:
             fleet.conn(hv).lookupByName(name).createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
         time.sleep(1.0)
-        for _, name in placement:
+        for dummy, name in placement:
             pid = e2e.qemu_pid(hv, name)
             rss.append(vm_rss_mib(pid) if pid else 0.0)
     finally:
