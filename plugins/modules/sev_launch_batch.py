@@ -379,6 +379,55 @@ timings:
   returned: always, except when the task's own options are refused
   sample: {check_entries: 0.004, pin: 0.91, decide: 0.02, predestroy: 0.0, prepare: 0.01, sessions: 0.41, start: 6.2,
            read_reports: 1.1, validate: 0.52, inject: 0.8, resume: 0.0, destroy_failed: 0.0}
+  contains:
+    check_entries:
+      description: Seconds spent checking the guest entries (controller).
+      type: float
+      sample: 0.004
+    pin:
+      description: Seconds spent pinning every domain and reading the node PDH (host call).
+      type: float
+      sample: 0.91
+    decide:
+      description: Seconds spent planning each guest from its record (controller).
+      type: float
+      sample: 0.02
+    predestroy:
+      description: Seconds spent destroying the launches to relaunch (host call).
+      type: float
+      sample: 0.0
+    prepare:
+      description: Seconds spent preparing the launch records (controller).
+      type: float
+      sample: 0.01
+    sessions:
+      description: Seconds spent verifying the chain and making the fresh sessions (controller).
+      type: float
+      sample: 0.41
+    start:
+      description: Seconds spent starting the domains paused (host call).
+      type: float
+      sample: 6.2
+    read_reports:
+      description: Seconds spent reading the launch reports (host call).
+      type: float
+      sample: 1.1
+    validate:
+      description: Seconds spent validating the measurements (controller).
+      type: float
+      sample: 0.52
+    inject:
+      description: Seconds spent injecting the secrets (host call).
+      type: float
+      sample: 0.8
+    resume:
+      description: Seconds spent resuming the validated launches (host call).
+      type: float
+      sample: 0.0
+    destroy_failed:
+      description: Seconds spent destroying the failed launches this run started (host call).
+      type: float
+      sample: 0.0
 failed_count:
   description: How many guests failed.
   type: int
@@ -386,8 +435,7 @@ failed_count:
   sample: 0
 digest_cache:
   description:
-    - The digest cache's counters for this task, C(hits), C(misses) and C(hashed_bytes); null when the collection's
-      engine has no digest cache.
+    - The digest cache's counters for this task, C(hits), C(misses) and C(hashed_bytes).
   type: dict
   returned: always, except when the task's own options are refused
   sample: {hits: 49, misses: 1, hashed_bytes: 4194304}

@@ -584,6 +584,27 @@ results:
       returned: success
       sample: {measurement: k5cZqLdQ7sVbL6vJ0t0TnX8yA2uK1fQd0xV8cW4kq3pG7hE2mN5bR9sT1uY6iO0a, api_major: 1,
                api_minor: 55, build_id: 21, policy: 7}
+      contains:
+        measurement:
+          description: As RV(launch_security.measurement).
+          type: str
+          sample: k5cZqLdQ7sVbL6vJ0t0TnX8yA2uK1fQd0xV8cW4kq3pG7hE2mN5bR9sT1uY6iO0a
+        api_major:
+          description: As RV(launch_security.api_major).
+          type: int
+          sample: 1
+        api_minor:
+          description: As RV(launch_security.api_minor).
+          type: int
+          sample: 55
+        build_id:
+          description: As RV(launch_security.build_id).
+          type: int
+          sample: 21
+        policy:
+          description: As RV(launch_security.policy).
+          type: int
+          sample: 7
     error_kind:
       description: As RV(error_kind).
       type: str
@@ -606,6 +627,35 @@ node:
       description: As RV(node_sev).
       type: dict
       sample: {cbitpos: 51, reduced_phys_bits: 1, max_guests: 15, max_es_guests: 494}
+      contains:
+        pdh:
+          description: As RV(node_sev.pdh).
+          type: str
+          sample: AQAAAA...
+        cert_chain:
+          description: As RV(node_sev.cert_chain).
+          type: str
+          sample: AQAAAA...
+        cpu0_id:
+          description: As RV(node_sev.cpu0_id).
+          type: str
+          sample: 4oB9...
+        cbitpos:
+          description: As RV(node_sev.cbitpos).
+          type: int
+          sample: 51
+        reduced_phys_bits:
+          description: As RV(node_sev.reduced_phys_bits).
+          type: int
+          sample: 1
+        max_guests:
+          description: As RV(node_sev.max_guests).
+          type: int
+          sample: 15
+        max_es_guests:
+          description: As RV(node_sev.max_es_guests).
+          type: int
+          sample: 494
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

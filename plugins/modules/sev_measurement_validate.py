@@ -604,11 +604,29 @@ firmware:
       description: C(base) and C(size) of the kernel hashes table area, or null.
       type: dict
       sample: {base: 8457216, size: 1024}
+      contains:
+        base:
+          description: The guest physical address where the kernel hashes table area starts.
+          type: int
+          sample: 8457216
+        size:
+          description: Its size in bytes.
+          type: int
+          sample: 1024
     secret_area:
       description: C(base) and C(size) of the secret area, or null when the firmware has none (injection then
         needs an explicit guest address).
       type: dict
       sample: {base: 8454144, size: 3072}
+      contains:
+        base:
+          description: The guest physical address where the secret area starts.
+          type: int
+          sample: 8454144
+        size:
+          description: Its size in bytes.
+          type: int
+          sample: 3072
     snp_metadata_offset:
       description: The SEV-SNP metadata offset, or null.
       type: int
@@ -669,6 +687,15 @@ diagnosis:
       type: list
       elements: dict
       sample: [{change: vCPU count 2 instead of 4, advice: set num_cpus to 2}]
+      contains:
+        change:
+          description: The change to the inputs under which the measurement matches.
+          type: str
+          sample: vCPU count 2 instead of 4
+        advice:
+          description: What to change in the task (or on the host) accordingly.
+          type: str
+          sample: set num_cpus to 2
     tried:
       description: The names of every change tried.
       type: list
