@@ -44,7 +44,11 @@ class ActionModule(ControllerAction):
         records = reference_values.compute_records(plan)
         content = reference_values.render(plan, records)
         changed, previous = reference_values.publish(dest, content, check_mode=self._task.check_mode, inputs=inputs)
-        outcome = {'changed': changed, 'dest': dest, 'format': plan.output_format, 'records': records}
+        outcome = {'changed': changed, 'dest': dest, 'format': plan.output_format, 'records': records,
+                   'reason': 'ok', 'rc': 0,
+                   'msg': '%d launch digest(s) %s %s' % (len(records), (
+                       ('would be written to' if self._task.check_mode else 'written to') if changed
+                       else 'already in'), dest)}
         if plan.output_format == 'simple-kbs':
             outcome['allowed_digests'] = reference_values.distinct_digests(records)
         if plan.warnings:

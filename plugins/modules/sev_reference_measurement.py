@@ -390,20 +390,23 @@ warnings:
   returned: when there are any
   sample: ["allowed_policies is not set: simple-kbs then accepts any guest policy, including ones that let the host debug the guest"]
 msg:
-  description: Why the task failed, naming the option or file at fault.
+  description:
+    - How many launch digests were written to RV(dest) (or would be, in check mode, or were already there), or why
+      the task failed, naming the option or file at fault.
   type: str
-  returned: on failure
+  returned: always
   sample: "firmware: /srv/sev-owner/firmware/OVMF.fd has no SEV hash table: measured direct boot is impossible"
 reason:
-  description: On a refusal, V(unsupported) (bad input) or V(error) (a malformed firmware, an unexpected error).
+  description: V(ok), or on a refusal V(unsupported) (bad input) or V(error) (a malformed firmware, an unexpected
+    error).
   type: str
-  returned: on failure
-  sample: unsupported
+  returned: always
+  sample: ok
 rc:
-  description: The exit code for RV(reason), as C(virt-qemu-sev-validate) numbers them (2 or 6).
+  description: The exit code for RV(reason), as C(virt-qemu-sev-validate) numbers them (0, 2 or 6).
   type: int
-  returned: on failure
-  sample: 2
+  returned: always
+  sample: 0
 """
 
 from ansible_collections.confidential.sev.plugins.module_utils.controller_only import refuse_on_managed_host
