@@ -26,14 +26,13 @@ from ansible_collections.confidential.sev.plugins.module_utils.sev.digest_cache 
 from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import UnsupportedUsage
 from ansible_collections.confidential.sev.plugins.module_utils.sev.secrets import HAS_CRYPTOGRAPHY
 from ansible_collections.confidential.sev.plugins.plugin_utils.controller_action import (
-    ControllerAction, check_option_bounds, check_raw_integers, integers_from_text,
+    ControllerAction, check_option_bounds, check_raw_integers,
 )
 
 
 def check_entry(entry):
     """One entry of guests, before Ansible's conversions (see controller_action.py)."""
     check_raw_integers(GUEST_SPEC, entry)
-    integers_from_text(GUEST_SPEC, entry)
     check_option_bounds(GUEST_SPEC, entry)
 
 

@@ -25,9 +25,7 @@ from ansible_collections.confidential.sev.plugins.module_utils.sev.errors import
 from ansible_collections.confidential.sev.plugins.module_utils.sev.files import (
     VAULT_MAGIC, check_not_vault, describe_path, read_small_file,
 )
-from ansible_collections.confidential.sev.plugins.module_utils.sev.policy import (
-    integer_from_text, is_integer_text, shown,
-)
+from ansible_collections.confidential.sev.plugins.module_utils.sev.policy import is_integer_text, shown
 
 # No option of this collection holds an integer wider than a guest physical
 # address; bigger ones (a 5,000-digit string) are typos or attacks, and Python
@@ -86,40 +84,12 @@ def check_raw_integers(spec, args):
         for item in values:
             if isinstance(item, bool):
                 raise UnsupportedUsage('%s: a boolean (%s), not an integer' % (label, item))
-            if isinstance(item, str) and not is_integer_text(item):
-                raise UnsupportedUsage('%s: %s is not an integer written in ASCII digits (or hex with 0x)'
+            # Decimal text only: Ansible's int() reads nothing else, and text such as '0x18' is
+            # refused here, naming the option, rather than read one way or the other.
+            if isinstance(item, str) and not is_integer_text(item, 10):
+                raise UnsupportedUsage('%s: %s is not an integer written in ASCII decimal digits (write a hex '
+                                       'value unquoted, e.g. 0x30010003, which YAML reads as an integer)'
                                        % (label, shown(item)))
-
-
-def integers_from_text(spec, args):
-    """Turn every integer option given as text that check_raw_integers() accepted
-    into its integer, in place: Ansible's own conversion (int()) refuses the
-    0x-hex its message allows ('0x30010003' as a quoted policy)."""
-    if not isinstance(args, dict):
-        return
-    for name, entry in spec.items():
-        value = args.get(name)
-        if value is None:
-            continue
-        if entry.get('options'):
-            for item in (value if entry.get('type') == 'list' and isinstance(value, list) else [value]):
-                integers_from_text(entry['options'], item)
-        elif entry.get('type') == 'int' and isinstance(value, str):
-            args[name] = _integer_or_text(value)
-        elif entry.get('elements') == 'int' and isinstance(value, list):
-            args[name] = [_integer_or_text(item) if isinstance(item, str) else item for item in value]
-
-
-def _integer_or_text(text):
-    """The integer ``text`` means, or ``text`` itself when it is none (Ansible's
-    conversion then refuses it, naming the option) or too long for Python to read
-    (int() refuses more than 4300 digits)."""
-    if not is_integer_text(text):
-        return text
-    try:
-        return integer_from_text(text)
-    except ValueError:
-        return text
 
 
 def check_option_bounds(spec, params):
@@ -232,7 +202,6 @@ class ControllerAction(ActionBase):
         try:
             _check_raw_lists(self.ARGUMENT_SPEC, self._task.args)
             check_raw_integers(self.ARGUMENT_SPEC, self._task.args)
-            integers_from_text(self.ARGUMENT_SPEC, self._task.args)
         except SevError as exc:
             result.update(self._failure(exc.reason, str(exc)))
             return result

@@ -111,20 +111,20 @@ def test_round_trip_with_relative_paths(platform, basedir, injected):
     assert again['changed'] is False and again['session'] == result['session']
 
 
-@pytest.mark.parametrize('text', ['0x7', '7', ' 0x7 '])
-def test_policy_given_as_text_reads_as_its_message_says(platform, basedir, injected, text):
-    """Integer text in ASCII digits or 0x-hex is accepted (the refusal's own words) and means the integer;
-    Ansible's int() alone would refuse '0x7'."""
+@pytest.mark.parametrize('text', ['7', ' 7 '])
+def test_policy_given_as_decimal_text_is_its_integer(platform, basedir, injected, text):
     result = Harness(basedir).run(**args_for(platform, policy=text))
     assert (result['reason'], result['rc']) == ('ok', 0), result
     assert result['policy']['value'] == 7 and result['policy']['flags'] == ['NODBG', 'NOKS', 'ES']
 
 
-@pytest.mark.parametrize('text', ['0o7', '0b111', '7.0', '\u0667', 'seven'])
-def test_policy_text_that_is_no_integer_is_refused_naming_it(platform, basedir, injected, text):
+@pytest.mark.parametrize('text', ['0x7', '0X7', '0o7', '0b111', '7.0', '\u0667', 'seven'])
+def test_policy_text_that_is_no_decimal_integer_is_refused_naming_it(platform, basedir, injected, text):
+    """Quoted hex is refused with a message that says how to write it (unquoted), never misread."""
     result = Harness(basedir).run(**args_for(platform, policy=text))
     assert (result['reason'], result['rc']) == ('unsupported', 2), result
-    assert result['msg'].startswith('policy: ') and 'not an integer' in result['msg'], result['msg']
+    assert result['msg'].startswith('policy: ') and 'decimal digits' in result['msg'], result['msg']
+    assert 'unquoted' in result['msg']
 
 
 def test_existing_vault_encrypted_keys_are_read(platform, basedir, injected):
