@@ -316,7 +316,7 @@ def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisor
     """ansible-playbook's process group gets SIGINT (as from a terminal's ^C) or SIGKILL when the controller's
     record says started, validated, injected (six runs at once, two per hypervisor, one guest each); then one
     re-run over all six. Nothing is resumed or injected that was not validated: after the signal no launch
-    ran; on the re-run a launch left before validation, or validated but not recorded as injected, is refused
+    ran, except one validated and injected whose resume was already under way; on the re-run a launch left before validation, or validated but not recorded as injected, is refused
     and left as it is (plan fail, state 5); a launch validated and injected, still prelaunch, is resumed (same
     QEMU, no new injection); a launch the interrupted run destroyed (a rescue that ran) is launched afresh."""
     owner = Owner(tmp_path, ovmf)
@@ -366,17 +366,21 @@ def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisor
             # lands where that is swallowed lets the play go on: then it must have ended as a normal launch
             assert 'PLAY RECAP' in stdout, (case, stdout[-4000:])
     interrupted = time.monotonic() - t0
-    after = {}
+    after, ran = {}, {}
     for case in cases:
         hv = hvs[case]
         ctl = e2e.controller_record(owner.state_dir, hv.hostname, doms[case].UUIDString())
         after[case] = (tuple(doms[case].state()), e2e.qemu_pid(hv, names[case]), ctl)
         (rec,) = e2e.records_of(hv, names[case])
+        ran[case] = rec['finished']
         if exits[case] == 0:
             assert (ctl['stage'], ctl['failed'], rec['finished']) == ('resumed', None, True), (case, ctl, rec)
             continue
         assert ctl['stage'] == case[0], (case, ctl)
-        assert rec['finished'] is False, (case, rec)
+        # A resume already sent when the signal landed completes on the host (the host-side module outlives a
+        # killed controller; seen under load with SIGKILL at 'injected'): only a launch validated and injected
+        # may have run, which invariant() below checks; before that stage none may.
+        assert rec['finished'] is False or case[0] == 'injected', (case, rec)
         if case[0] == 'started':
             assert not [i for i in rec['injections'] if i['accepted']], (case, rec)
     record('faults: interrupted runs, signals and exit status', ', '.join(
@@ -408,7 +412,7 @@ def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisor
             # the interrupted run destroyed its launch: the re-run is a new launch, validated, delivered
             assert (outcome['failed'], outcome['plan']) == (False, 'launch'), (case, outcome)
             assert len(recs) == 2 and recs[1]['finished'] and recs[0]['finished'] is False, (case, recs)
-        elif stage == 'injected':
+        elif stage == 'injected' and not ran[case]:
             # validated and injected, still before its first run: resumed (that launch, same QEMU)
             assert injected_before and state == PAUSED, (case, recs)
             assert (outcome['failed'], outcome['plan']) == (False, 'resume'), (case, outcome)
@@ -416,13 +420,14 @@ def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisor
             assert e2e.qemu_pid(hv, names[case]) == pid and dom.state()[0] == RUNNING
             assert len(e2e.records_of(hv, names[case])[0]['injections']) == 1
         else:
-            # left before validation, or validated but not recorded as injected: refused, untouched
+            # left before validation, or validated but not recorded as injected, or injected and already run
+            # (no longer provably before its first run): refused, untouched
             assert (outcome['failed'], outcome['plan'], outcome['reason'], int(outcome['rc'])) == \
                 (True, 'fail', 'state', 5), (case, outcome)
             assert 'left untouched' in outcome['msg'], outcome
             assert (tuple(dom.state()), e2e.qemu_pid(hv, names[case])) == ((state, reason), pid), case
             recs = e2e.records_of(hv, names[case])
-            assert len(recs) == 1 and recs[0]['finished'] is False
+            assert len(recs) == 1 and recs[0]['finished'] is ran[case]
             assert [i for i in recs[0]['injections'] if i['accepted']] == injected_before, case
     record('faults: re-run plans after the interrupts', ', '.join(
         '%s/%s: %s' % (stage, signal.Signals(signum).name, plans[stage, signum]) for stage, signum in cases))
