@@ -12,56 +12,36 @@ bad entry fails that guest only.
 
 from __future__ import annotations
 
+import copy
+
+from . import session_options, validate_options
 from .sev import policy as policy_mod
-from .sev.vmsa import DEFAULT_VARIANT, VARIANTS
 
 DEFAULT_URI = 'qemu:///system'
 
-# One guest's settings (every key an entry of ``guests`` may override).
+# The settings the validation and the session take exactly as sev_measurement_validate
+# and sev_session do: one definition each, in their modules' option specs.
+VALIDATION_SETTINGS = (
+    'allow_local', 'policy', 'tek', 'tik', 'tk', 'firmware', 'kernel', 'initrd', 'firmware_sha256',
+    'kernel_sha256', 'initrd_sha256', 'cmdline', 'cmdline_b64', 'num_cpus', 'vmsa_cpu0', 'vmsa_cpu1',
+    'cpu_family', 'cpu_model', 'cpu_stepping', 'vmsa_variant', 'vmsa_sev_features', 'min_api_version',
+    'min_build_id', 'diagnose_firmware', 'secrets', 'secret_address',
+)
+SESSION_SETTINGS = ('cek_file', 'ark_file', 'ask_file', 'lab_root', 'cpu0_id', 'min_pdh_api_version')
+
+# One guest's settings (every key an entry of ``guests`` may override): the role's
+# own, those whose default is the role's, and the shared ones above.
 SETTINGS_SPEC = dict(
     uri=dict(type='str', default=DEFAULT_URI),
     state_dir=dict(type='path', required=True),
     if_active=dict(type='str', default='fail', choices=['fail', 'relaunch']),
     resume=dict(type='bool', default=True),
-    allow_local=dict(type='bool', default=False),
-    policy=dict(type='int'),
-    cek_file=dict(type='path'),
-    ark_file=dict(type='path'),
-    ask_file=dict(type='path'),
-    lab_root=dict(type='bool', default=False),
     generation=dict(type='str'),
-    cpu0_id=dict(type='str'),
-    min_pdh_api_version=dict(type='str'),
-    tek=dict(type='path', no_log=True),
-    tik=dict(type='path', no_log=True),
-    tk=dict(type='path', no_log=True),
-    firmware=dict(type='path'),
-    kernel=dict(type='path'),
-    initrd=dict(type='path'),
-    firmware_sha256=dict(type='str'),
-    kernel_sha256=dict(type='str'),
-    initrd_sha256=dict(type='str'),
-    cmdline=dict(type='str'),
-    cmdline_b64=dict(type='str'),
-    num_cpus=dict(type='int'),
-    vmsa_cpu0=dict(type='path'),
-    vmsa_cpu1=dict(type='path'),
-    cpu_family=dict(type='int'),
-    cpu_model=dict(type='int'),
-    cpu_stepping=dict(type='int'),
-    vmsa_variant=dict(type='str', default=DEFAULT_VARIANT, choices=sorted(VARIANTS)),
-    vmsa_sev_features=dict(type='int', default=0),
     require_policy=dict(type='list', elements='str', default=['NODBG', 'NOKS'],
                         choices=sorted(policy_mod.FLAG_BITS)),
-    min_api_version=dict(type='str'),
-    min_build_id=dict(type='int'),
-    diagnose_firmware=dict(type='list', elements='path', default=[]),
-    secrets=dict(type='list', elements='dict', default=[], no_log=True, options=dict(
-        guid=dict(type='str', required=True),
-        path=dict(type='path', required=True),
-    )),
-    secret_address=dict(type='int', no_log=False),
 )
+SETTINGS_SPEC.update((name, copy.deepcopy(validate_options.ARGUMENT_SPEC[name])) for name in VALIDATION_SETTINGS)
+SETTINGS_SPEC.update((name, copy.deepcopy(session_options.ARGUMENT_SPEC[name])) for name in SESSION_SETTINGS)
 
 # Rules that hold per guest (checked on each guest's merged settings).
 GUEST_RULES = dict(
