@@ -37,9 +37,11 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # pylint: disable=wrong-import-position
+from harness import e2e  # noqa: E402
 from harness.domain import MiniDomain  # noqa: E402
 from harness.hypervisor import EmulatedHypervisor  # noqa: E402
 from harness.libvirtd import HarnessError, Libvirtd, RemoteLibvirtd  # noqa: E402
+from harness.sev_guest import patched_ovmf  # noqa: E402
 
 OBSERVATIONS = []
 
@@ -126,6 +128,20 @@ def emulated_hypervisors(record):
 @pytest.fixture(scope='session')
 def emulated_hv(emulated_hypervisors):  # pylint: disable=redefined-outer-name
     return emulated_hypervisors[0]
+
+
+@pytest.fixture(scope='module')
+def ovmf(tmp_path_factory):
+    """The footer-patched OVMF the guests of a test module boot, also the trusted copy on the controller."""
+    return patched_ovmf(str(tmp_path_factory.mktemp('firmware') / 'OVMF_CODE.sev.fd'))
+
+
+@pytest.fixture
+def guests():
+    """Domains a test defines on the emulated hypervisors (e2e.Guests), removed after it."""
+    made = e2e.Guests()
+    yield made
+    made.cleanup()
 
 
 @pytest.fixture

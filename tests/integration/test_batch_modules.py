@@ -35,7 +35,7 @@ import pytest
 from harness import e2e
 from harness.hypervisor import EmulatedHypervisor
 from harness.playbook import module_task
-from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
+from harness.sev_guest import default_policy, sev_guest_xml
 
 from ansible_collections.confidential.sev.plugins.modules import sev_domain
 
@@ -56,11 +56,6 @@ def hv(record):
         yield hyp
     finally:
         hyp.stop()
-
-
-@pytest.fixture(scope='module')
-def ovmf(tmp_path_factory):
-    return patched_ovmf(str(tmp_path_factory.mktemp('batch-firmware') / 'OVMF_CODE.sev.fd'))
 
 
 def without_sev(xml):

@@ -33,17 +33,11 @@ import pytest
 
 from harness import e2e
 from harness.playbook import module_task
-from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
+from harness.sev_guest import default_policy, sev_guest_xml
 
 # vCPU counts, one per hypervisor (sev-ehv1..3): the three launches of a run go in parallel.
 VCPUS = (1, 2, 4)
 E2E_PY = os.path.abspath(e2e.__file__)
-
-
-@pytest.fixture(scope='module')
-def ovmf(tmp_path_factory):
-    """The footer-patched OVMF the guests boot, also the trusted copy on the controller."""
-    return patched_ovmf(str(tmp_path_factory.mktemp('e2e-firmware') / 'OVMF_CODE.sev.fd'))
 
 
 def launch_tasks():

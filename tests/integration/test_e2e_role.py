@@ -29,11 +29,10 @@ import os
 import signal
 
 import libvirt
-import pytest
 
 from harness import e2e
 from harness.hypervisor import EmulatedHypervisor
-from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
+from harness.sev_guest import default_policy, sev_guest_xml
 
 SEV_POLICY, ES_POLICY = default_policy(False), default_policy(True)
 SHUTOFF = libvirt.VIR_DOMAIN_SHUTOFF
@@ -43,18 +42,6 @@ DEBIAN_OVMF = '/usr/share/OVMF/OVMF_CODE.fd'
 ES2 = e2e.es_overrides(ES_POLICY, 2)
 VALIDATE_TASK, START_TASK = e2e.VALIDATE_TASK, e2e.START_TASK
 INJECT_TASK, RESUME_TASK = e2e.INJECT_TASK, e2e.RESUME_TASK
-
-
-@pytest.fixture(scope='module')
-def ovmf(tmp_path_factory):
-    return patched_ovmf(str(tmp_path_factory.mktemp('e2e-role-firmware') / 'OVMF_CODE.sev.fd'))
-
-
-@pytest.fixture
-def guests():
-    made = e2e.Guests()
-    yield made
-    made.cleanup()
 
 
 class Owner:

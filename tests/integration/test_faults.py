@@ -27,29 +27,16 @@ import subprocess
 import time
 
 import libvirt
-import pytest
 
 from harness import e2e
 from harness.hypervisor import EmulatedHypervisor
-from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
+from harness.sev_guest import default_policy, sev_guest_xml
 
 SEV_POLICY, ES_POLICY = default_policy(False), default_policy(True)
 SHUTOFF, PAUSED, RUNNING = libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_RUNNING
 ES1 = e2e.es_overrides(ES_POLICY, 1)
 PIN_TASK, READ_TASK, VALIDATE_TASK = e2e.PIN_TASK, e2e.READ_TASK, e2e.VALIDATE_TASK
 INJECT_TASK, RESUME_TASK, PLAN_FAIL_TASK = e2e.INJECT_TASK, e2e.RESUME_TASK, e2e.PLAN_FAIL_TASK
-
-
-@pytest.fixture(scope='module')
-def ovmf(tmp_path_factory):
-    return patched_ovmf(str(tmp_path_factory.mktemp('faults-firmware') / 'OVMF_CODE.sev.fd'))
-
-
-@pytest.fixture
-def guests():
-    made = e2e.Guests()
-    yield made
-    made.cleanup()
 
 
 class Owner:

@@ -25,7 +25,7 @@ import pytest
 
 from harness import e2e
 from harness.hypervisor import EmulatedHypervisor
-from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
+from harness.sev_guest import default_policy, sev_guest_xml
 
 SEV_POLICY = default_policy(False)
 SHUTOFF, PAUSED, RUNNING = libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_RUNNING
@@ -45,18 +45,6 @@ def hv(record):
         yield made
     finally:
         made.stop()
-
-
-@pytest.fixture(scope='module')
-def ovmf(tmp_path_factory):
-    return patched_ovmf(str(tmp_path_factory.mktemp('fleet-firmware') / 'OVMF_CODE.sev.fd'))
-
-
-@pytest.fixture
-def guests():
-    made = e2e.Guests()
-    yield made
-    made.cleanup()
 
 
 class Owner:

@@ -32,7 +32,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from ansible_collections.confidential.sev.plugins.module_utils.session_options import SESSION_SIZE
 from ansible_collections.confidential.sev.plugins.module_utils.sev.certs import SEV_CERT_SIZE
@@ -57,13 +56,6 @@ def _public_session_text(data):
     except ValueError:
         return False
     return len(decoded) in (SEV_CERT_SIZE, SESSION_SIZE)
-
-
-@pytest.fixture
-def guests():
-    made = e2e.Guests()
-    yield made
-    made.cleanup()
 
 
 def _vault(password_file, source, dest, env):

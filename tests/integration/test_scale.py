@@ -28,22 +28,10 @@ import libvirt
 import pytest
 
 from harness import e2e
-from harness.sev_guest import default_policy, patched_ovmf, sev_guest_xml
+from harness.sev_guest import default_policy, sev_guest_xml
 
 POLICY = default_policy(False)
 COMPARED = ('failed', 'changed', 'plan', 'reason', 'rc', 'destroyed', 'check_mode')
-
-
-@pytest.fixture(scope='module')
-def ovmf(tmp_path_factory):
-    return patched_ovmf(str(tmp_path_factory.mktemp('scale-firmware') / 'OVMF_CODE.sev.fd'))
-
-
-@pytest.fixture
-def guests():
-    made = e2e.Guests()
-    yield made
-    made.cleanup()
 
 
 def scale_play(work, hvs, play_vars, host_vars):
