@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import libvirt
 import pytest
@@ -36,35 +34,11 @@ COMPARED = ('failed', 'changed', 'plan', 'reason', 'rc', 'destroyed', 'check_mod
 
 def scale_play(work, hvs, play_vars, host_vars):
     """ansible-playbook with the docs/scale.md settings; (rc, output, {host: outcomes})."""
-    work = str(work)
-    for sub in ('home', 'tmp', 'remote-tmp', 'outcomes'):
-        os.makedirs(os.path.join(work, sub), exist_ok=True)
-    inv = e2e.inventory(os.path.join(work, 'inventory.json'), hvs, host_vars)
-    outcome_dir = os.path.join(work, 'outcomes')
-    play = [{'name': 'scale settings', 'hosts': 'all', 'gather_facts': False, 'strategy': 'free', 'serial': 2,
-             'vars': play_vars, 'tasks': [{
-                 'name': 'apply the role', 'block': [
-                     {'name': 'sev_launch', 'ansible.builtin.include_role': {'name': 'confidential.sev.sev_launch'}}],
-                 'always': [{'name': 'write the outcomes', 'delegate_to': 'localhost', 'check_mode': False,
-                             'changed_when': False,
-                             'ansible.builtin.copy': {
-                                 'content': '{{ sev_launch_outcomes | default(none) | to_json }}',
-                                 'dest': outcome_dir + '/{{ inventory_hostname }}.json', 'mode': '0600'}}]}]}]
-    site = os.path.join(work, 'site.yml')
-    with open(site, 'w', encoding='utf-8') as f:
-        json.dump(play, f, indent=1)
-    env = e2e.ansible_env(work)
-    env.update(ANSIBLE_PIPELINING='True', ANSIBLE_GATHERING='explicit', ANSIBLE_FORKS='3')
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inv, site,
-                           '--forks', '3'], cwd=work, env=env, capture_output=True, text=True, timeout=900,
-                          check=False)
-    outcomes = {}
-    for hv in hvs:
-        path = os.path.join(outcome_dir, hv.hostname + '.json')
-        if os.path.exists(path):
-            with open(path, encoding='utf-8') as f:
-                outcomes[hv.hostname] = json.load(f)
-    return proc.returncode, proc.stdout + proc.stderr, outcomes
+    env = {'ANSIBLE_PIPELINING': 'True', 'ANSIBLE_GATHERING': 'explicit', 'ANSIBLE_FORKS': '3'}
+    started = e2e.start_role(work, hvs, play_vars, host_vars, extra_args=['--forks', '3'], env=env,
+                             play_keys={'strategy': 'free', 'serial': 2})
+    run = e2e.finish_role(started, hvs, timeout=900)
+    return run.rc, run.output, run.outcomes
 
 
 def define_guests(guests, hvs, ovmf, prefix):

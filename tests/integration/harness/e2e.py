@@ -287,12 +287,13 @@ def ansible_env(work):
     return env
 
 
-def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=False, env=None):
+def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=False, env=None, play_keys=None):
     """Start ansible-playbook applying confidential.sev.sev_launch to hvs; (Popen, start time, outcome paths).
 
     new_session: ansible-playbook leads its own process group (its pid), so that
     interrupt_role() can signal it and its workers as a terminal's ^C would.
     env: extra environment for ansible-playbook (e.g. a log file, a callback).
+    play_keys: extra keys of the play (e.g. strategy, serial).
     """
     work = str(work)
     for sub in ('home', 'tmp', 'remote-tmp', 'outcomes'):
@@ -310,6 +311,7 @@ def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=
                              'ansible.builtin.copy': {
                                  'content': '{{ sev_launch_outcomes | default(none) | to_json }}',
                                  'dest': outcome_dir + '/{{ inventory_hostname }}.json', 'mode': '0600'}}]}]}]
+    play[0].update(play_keys or {})
     path = os.path.join(work, 'site.yml')
     with open(path, 'w', encoding='utf-8') as f:
         json.dump(play, f, indent=1)
