@@ -92,6 +92,10 @@ def check_state_dir(path, create, what='state_dir'):
             return False
         try:
             os.makedirs(path, mode=0o700)
+        except FileExistsError:
+            # Another fork (one per guest or host) created it between the check and here:
+            # the checks below apply to it as to any existing directory.
+            pass
         except OSError as exc:
             raise UnsupportedUsage('%s: cannot create %s: %s' % (what, path, exc.strerror or exc))
     info = os.stat(path)

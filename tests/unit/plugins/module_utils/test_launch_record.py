@@ -262,3 +262,32 @@ def test_action_plugin_runs_on_the_controller_and_honours_check_mode(tmp_path):
     bad = harness.run(state_dir=str(state_dir), host='hv1', domain_uuid=UUID, state='query')
     assert (bad['failed'], bad['reason']) == (True, 'unsupported') and 'reported' in bad['msg'], bad
     assert harness.connection.method_calls == []   # the host is never contacted
+
+
+def test_state_dir_created_by_another_fork_meanwhile_is_used(tmp_path, monkeypatch):
+    # Forks for several guests prepare at once: one sees no directory, another creates it first.
+    state_dir = tmp_path / 'state'
+    real_makedirs = os.makedirs
+
+    def other_fork_first(path, mode=0o777, exist_ok=False):
+        real_makedirs(path, mode=0o700)
+        real_makedirs(path, mode=mode, exist_ok=exist_ok)
+
+    monkeypatch.setattr(store.os, 'makedirs', other_fork_first)
+    result = run_record(params(state_dir, state='prepare'))
+    assert result.get('failed') is not True and result['changed'] is True, result
+    assert mode(state_dir) == 0o700
+
+
+def test_state_dir_created_meanwhile_by_others_readable_is_refused(tmp_path, monkeypatch):
+    state_dir = tmp_path / 'state'
+    real_makedirs = os.makedirs
+
+    def someone_else_first(path, mode=0o777, exist_ok=False):
+        real_makedirs(path)
+        os.chmod(path, 0o755)
+        real_makedirs(path, mode=mode, exist_ok=exist_ok)
+
+    monkeypatch.setattr(store.os, 'makedirs', someone_else_first)
+    result = run_record(params(state_dir, state='prepare'))
+    assert (result['failed'], result['reason']) == (True, 'unsupported') and 'is mode 0755' in result['msg']
