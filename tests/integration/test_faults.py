@@ -354,6 +354,11 @@ def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisor
             # lands where that is swallowed lets the play go on: then it must have ended as a normal launch
             assert 'PLAY RECAP' in stdout, (case, stdout[-4000:])
     interrupted = time.monotonic() - t0
+    # A module a killed run had already sent (a resume, an injection) still runs on its host: let each end
+    # before reading the state the re-run will meet (seen under load: a resume landing after that reading)
+    for hv in emulated_hypervisors:
+        assert e2e.wait_until(lambda hv=hv: not e2e.host_module_pids(hv), 120, 0.2), \
+            (hv.hostname, e2e.host_module_pids(hv))
     after, ran = {}, {}
     for case in cases:
         hv = hvs[case]

@@ -14,6 +14,7 @@ import atexit
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import libvirt
 import libvirt_qemu
 import pytest
 
+from harness import e2e
 from harness.domain import SEV_LAUNCH_SECURITY_XML, error_domain_name, error_name, minimal_domain_xml, state_name
 from harness.libvirtd import (REGISTRY_DIR, Libvirtd, RemoteLibvirtd, cleanup_stale, free_tcp_port,
                               processes_by_rundir)
@@ -180,6 +182,31 @@ def test_ansible_runs_modules_on_the_remote_host(libvirtd_remote):
                          capture_output=True, text=True, env=env, timeout=120, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert 'PROBE sev-hv1 sev-hv1 True' in res.stdout, res.stdout
+
+
+def test_host_module_pids_sees_a_module_its_killed_controller_left(libvirtd_remote, tmp_path):
+    """e2e.host_module_pids (test_faults waits on it): a module whose controller was SIGKILLed still runs on
+    the host, and is seen there until it ends; nothing is seen when no module runs."""
+    r = libvirtd_remote
+    assert e2e.host_module_pids(r) == set()
+    work = str(tmp_path)
+    for sub in ('home', 'tmp', 'remote-tmp'):
+        os.makedirs(os.path.join(work, sub))
+    inventory = e2e.inventory(os.path.join(work, 'inventory.json'), [r])
+    ansible = os.path.join(os.path.dirname(sys.executable), 'ansible')
+    # pylint: disable-next=consider-using-with
+    proc = subprocess.Popen([ansible, r.hostname, '-i', inventory, '-m', 'ansible.builtin.command', '-a', 'sleep 4'],
+                            env=e2e.ansible_env(work), cwd=work, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        seen = e2e.wait_until(lambda: e2e.host_module_pids(r), 60, 0.1)
+        assert len(seen) == 2, seen      # the /bin/sh -c wrapper and the module's python
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert e2e.host_module_pids(r) == seen
+        assert e2e.wait_until(lambda: not e2e.host_module_pids(r), 60, 0.1)
+    finally:
+        e2e.kill_role_group((proc,))
 
 
 # --------------------------------------------------------------- lifecycle ----

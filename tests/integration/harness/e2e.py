@@ -178,6 +178,25 @@ def qemu_pid(hv, name):
         return None
 
 
+def host_module_pids(hv):
+    """Ansible modules still running on hv: with pipelining (ansible_env) each is
+    ``/bin/sh -c '<python> && sleep 0'`` and its ``<python>``, in hv's namespace.
+    A module a killed controller had already sent goes on to its end: its ssh
+    session outlives the controller."""
+    interpreter = sys.executable
+    wrapper = ['/bin/sh', '-c', interpreter + ' && sleep 0']
+    found = set()
+    for pid in hv.pids():
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                argv = f.read().decode('utf-8', 'replace').split('\0')[:-1]
+        except OSError:
+            continue
+        if argv in ([interpreter], wrapper):
+            found.add(pid)
+    return found
+
+
 def assert_refused_launch(rec, crashed=False):
     """The failure invariant for one launch the emulator recorded: never resumed, no secret accepted.
 
