@@ -300,13 +300,14 @@ def test_libvirt_lost_after_validation(ovmf, tmp_path, record):
 
 def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisors, ovmf, tmp_path, guests,
                                                              record):
-    """ansible-playbook's process group gets SIGINT (as from a terminal's ^C) or SIGKILL when the controller's
-    record says started, validated, injected (six runs at once, two per hypervisor, one guest each); then one
-    re-run over all six. Nothing is resumed or injected that was not validated: after the signal no launch
-    ran, except one validated and injected whose resume was already under way; on the re-run a launch left
-    before validation, or validated but not recorded as injected (or already run), is refused and left as it is
-    (plan fail, state 5); a launch validated and injected, still prelaunch, is resumed (same QEMU, no new
-    injection); a launch the interrupted run destroyed (a rescue that ran) is launched afresh."""
+    """ansible-playbook's process group gets SIGINT (as from a terminal's ^C), or it and its workers SIGKILL (the
+    controller dying: e2e.interrupt_role), when the controller's record says started, validated, injected (six
+    runs at once, two per hypervisor, one guest each); then one re-run over all six. Nothing is resumed or
+    injected that was not validated: after the signal no launch ran, except one validated and injected whose
+    resume was already under way; on the re-run a launch left before validation, or validated but not recorded as
+    injected (or already run), is refused and left as it is (plan fail, state 5); a launch validated and
+    injected, still prelaunch, is resumed (same QEMU, no new injection); a launch the interrupted run destroyed
+    (a rescue that ran) is launched afresh."""
     owner = Owner(tmp_path, ovmf)
     play_vars = owner.play_vars()
     cases = [(stage, signum) for stage in ('started', 'validated', 'injected')

@@ -184,9 +184,10 @@ def test_ansible_runs_modules_on_the_remote_host(libvirtd_remote):
     assert 'PROBE sev-hv1 sev-hv1 True' in res.stdout, res.stdout
 
 
-def test_host_module_pids_sees_a_module_its_killed_controller_left(libvirtd_remote, tmp_path):
-    """e2e.host_module_pids (test_faults waits on it): a module whose controller was SIGKILLed still runs on
-    the host, and is seen there until it ends; nothing is seen when no module runs."""
+def test_controller_killed_leaves_only_the_module_it_sent(libvirtd_remote, tmp_path):
+    """e2e.interrupt_role(SIGKILL) kills ansible and its workers (which lead sessions of their own);
+    e2e.host_module_pids (test_faults and test_fleet wait on it) sees the module the killed controller had
+    sent, still running on the host, until it ends; nothing when no module runs."""
     r = libvirtd_remote
     assert e2e.host_module_pids(r) == set()
     work = str(tmp_path)
@@ -195,14 +196,17 @@ def test_host_module_pids_sees_a_module_its_killed_controller_left(libvirtd_remo
     inventory = e2e.inventory(os.path.join(work, 'inventory.json'), [r])
     ansible = os.path.join(os.path.dirname(sys.executable), 'ansible')
     # pylint: disable-next=consider-using-with
-    proc = subprocess.Popen([ansible, r.hostname, '-i', inventory, '-m', 'ansible.builtin.command', '-a', 'sleep 4'],
+    proc = subprocess.Popen([ansible, r.hostname, '-i', inventory, '-m', 'ansible.builtin.command', '-a', 'sleep 6'],
                             env=e2e.ansible_env(work), cwd=work, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         seen = e2e.wait_until(lambda: e2e.host_module_pids(r), 60, 0.1)
         assert len(seen) == 2, seen      # the /bin/sh -c wrapper and the module's python
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        workers = e2e._children(proc.pid)  # pylint: disable=protected-access
+        assert workers and all(os.getpgid(pid) == pid for pid in workers), workers   # setsid
+        e2e.interrupt_role((proc,), signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        assert e2e.wait_until(lambda: not [pid for pid in workers if e2e.alive(pid)], 2, 0.05), workers
         assert e2e.host_module_pids(r) == seen
         assert e2e.wait_until(lambda: not e2e.host_module_pids(r), 60, 0.1)
     finally:

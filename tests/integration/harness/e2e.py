@@ -343,11 +343,46 @@ def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=
     return proc, time.monotonic(), outcome_dir
 
 
+def _children(pid):
+    """Pids whose parent is pid (field 4 of /proc/PID/stat)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, encoding='ascii', errors='replace') as f:
+                fields = f.read().rpartition(')')[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(entry))
+    return found
+
+
 def interrupt_role(started, signum):
-    """signum to the process group of a start_role(..., new_session=True) run (its own pid, recorded by Popen)."""
+    """signum to a start_role(..., new_session=True) run (its own pid and process group, recorded by Popen).
+
+    SIGINT goes to that process group, as a terminal's ^C: ansible-playbook stops its workers itself.
+    SIGKILL is the controller dying: ansible-core's workers lead sessions of their own (setsid), out of
+    that group, and would finish their task; so ansible-playbook is stopped first (no new worker), each of
+    its children is killed with the process group it leads, then ansible-playbook's group. A module a
+    worker had already sent to a host goes on there (host_module_pids)."""
     proc = started[0]
-    if proc.poll() is None:
+    if proc.poll() is not None:
+        return
+    if signum != signal.SIGKILL:
         os.killpg(proc.pid, signum)
+        return
+    os.killpg(proc.pid, signal.SIGSTOP)
+    for child in _children(proc.pid):
+        try:
+            if os.getpgid(child) == child:
+                os.killpg(child, signal.SIGKILL)
+            else:
+                os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.killpg(proc.pid, signal.SIGKILL)
 
 
 def kill_role_group(started):
