@@ -11,7 +11,13 @@ under TCG, the emulated secure processor of tests/platform, reached over ssh).
 (b) one bad guest among 50 (the owner trusts the wrong firmware: a mismatch):
     exactly that launch is destroyed and fails, the other 49 are validated and
     injected (left paused, sev_launch_resume: false, to spare the CPU), and the
-    play fails at the end naming only that guest.  Its wall time is recorded.
+    play fails at the end naming only that guest.  Its wall time is recorded;
+(c) the fault suite's platform faults (test_faults.py) on this path: the
+    measurement query failing, a mismatch, the injection refused, QEMU dying
+    after an accepted injection, a domain started before the run, a good guest;
+(d) the controller interrupted (SIGINT as ^C; SIGKILL of ansible-playbook and
+    its workers) at started, validated, injected, then one re-run: the same
+    invariant and re-run plans as test_faults.py's per-guest runs.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import base64
 import glob
 import os
+import signal
+import subprocess
 
 import libvirt
 import pytest
@@ -194,3 +202,183 @@ def test_one_bad_guest_among_fifty(hv, ovmf, tmp_path, guests, record):
     # spot checks of guest memory (pmemsave is slow under TCG): the first and the last good guest
     assert key_in_memory(hv, doms[0], owner) and key_in_memory(hv, doms[49], owner)
     no_secret_in(run.output, owner)
+
+
+# ------------------------------------------------- faults on the fleet path ----
+
+def test_platform_faults_together(hv, ovmf, tmp_path, guests, record):
+    """The fault suite's platform faults on the fleet path (one sev_launch_batch task for the host): the
+    measurement query failing, a mismatch, the injection refused, QEMU dying right after an accepted
+    injection, a domain started before the run, next to a good guest. Each failure touches only the launch
+    this run started for it; the good guest runs; no launch ran or got a secret without validation."""
+    owner = Owner(tmp_path, ovmf)
+    labels = ('measure', 'mismatch', 'refused', 'crash', 'early', 'good')
+    names, doms = define(guests, hv, ovmf, 'fleet-f', len(labels))
+    names, doms = dict(zip(labels, names)), dict(zip(labels, doms))
+    with open(ovmf, 'rb') as f:
+        image = bytearray(f.read())
+    image[0x1000] ^= 0x01
+    other = e2e.write_private(owner.dir / 'OVMF_CODE.other.fd', bytes(image))
+    hosts = host_vars(hv, list(names.values()), **{names['mismatch']: {'firmware': other}})
+    doms['early'].create()
+    assert e2e.wait_until(lambda: e2e.records_of(hv, names['early'])[0]['finished'], 15)
+    early_before = (tuple(doms['early'].state()), e2e.qemu_pid(hv, names['early']))
+    hv.set_faults({names['measure']: {'measure_fails': True}, names['refused']: {'inject_refused': True},
+                   names['crash']: {'crash_after_inject': True}})
+    try:
+        run = e2e.run_role(tmp_path / 'run', [hv], owner.play_vars(), hosts)
+    finally:
+        hv.clear_faults()
+    record('fleet: platform faults, 6 guests together', '%.1fs' % run.seconds)
+    assert run.rc != 0 and BATCH_TASK in run.stdout, run.output[-8000:]
+    assert '5 of 6 guests failed' in run.output, run.output[-8000:]
+    no_secret_in(run.output, owner)
+    launched = [rec for name in names.values() if name != names['early'] for rec in e2e.records_of(hv, name)]
+    e2e.assert_only_validated_launches_got_anything(launched, owner.state_dir)
+
+    def out(label):
+        outcome = run.outcome(hv.hostname, names[label])
+        assert outcome['failed'] is (label != 'good') and 'Traceback' not in outcome['msg'], outcome
+        return outcome
+
+    def ctl(label):
+        return e2e.controller_record(owner.state_dir, hv.hostname, doms[label].UUIDString())
+
+    def destroyed_once(label):
+        (rec,) = e2e.records_of(hv, names[label])
+        e2e.assert_refused_launch(rec)
+        assert tuple(doms[label].state()) == (SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED), label
+        assert ctl(label)['failed']['destroyed'] is True, ctl(label)
+        return rec
+
+    outcome = out('measure')
+    assert outcome['failed_task'] == e2e.READ_TASK and outcome['destroyed'] is True, outcome
+    assert destroyed_once('measure')['faults_applied'] == ['measure_fails']
+    assert ctl('measure')['stage'] == 'started'
+    outcome = out('mismatch')
+    assert (outcome['reason'], int(outcome['rc']), outcome['destroyed']) == ('mismatch', 1, True), outcome
+    assert outcome['failed_task'] == e2e.VALIDATE_TASK, outcome
+    destroyed_once('mismatch')
+    outcome = out('refused')
+    assert (outcome['failed_task'], outcome['destroyed']) == (e2e.INJECT_TASK, True), outcome
+    assert [i['accepted'] for i in destroyed_once('refused')['injections']] == [False]
+    # QEMU died right after an accepted injection: delivered to a validated launch, which never ran
+    outcome = out('crash')
+    assert outcome['failed_task'] in (e2e.INJECT_TASK, e2e.RESUME_TASK) and outcome['destroyed'] is False, outcome
+    assert 'secret(s) had been delivered to this validated launch' in outcome['msg'], outcome
+    (rec,) = e2e.records_of(hv, names['crash'])
+    e2e.assert_refused_launch(rec, crashed=True)
+    assert doms['crash'].state()[0] == SHUTOFF
+    assert (ctl('crash')['stage'], ctl('crash')['mnonce']) == ('injected', rec['mnonce']) and ctl('crash')['failed']
+    # started before the run: plan fail, reason state, rc 5, untouched
+    outcome = out('early')
+    assert (outcome['plan'], outcome['reason'], int(outcome['rc']), outcome['failed_task']) == \
+        ('fail', 'state', 5, e2e.PLAN_FAIL_TASK), outcome
+    assert (tuple(doms['early'].state()), e2e.qemu_pid(hv, names['early'])) == early_before
+    assert e2e.records_of(hv, names['early'])[0]['injections'] == [] and ctl('early') is None
+    outcome = out('good')
+    assert (outcome['plan'], outcome['changed'], outcome['destroyed']) == ('launch', True, False), outcome
+    (rec,) = e2e.records_of(hv, names['good'])
+    assert rec['finished'] is True and [i['accepted'] for i in rec['injections']] == [True]
+    assert doms['good'].state()[0] == RUNNING and ctl('good')['stage'] == 'resumed'
+
+
+def test_interrupted_together_then_run_again(hv, ovmf, tmp_path, guests, record):
+    """ansible-playbook's process group gets SIGINT or SIGKILL when the controller's record of the first of
+    a run's two guests says started, validated, injected (six runs at once, sev_launch_together); once no
+    module a run sent still runs on the host, one re-run over all twelve. Nothing ran or got a secret without
+    validation, after the signals and after the re-run; the re-run leaves a launch it cannot prove prelaunch
+    and validated untouched (plan fail, state 5), resumes one validated and injected still before its first
+    run (same QEMU, no new injection), launches one that is shut off, and leaves a running one it validated."""
+    owner = Owner(tmp_path, ovmf)
+    cases = [(stage, signum) for stage in ('started', 'validated', 'injected')
+             for signum in (signal.SIGINT, signal.SIGKILL)]
+    names, doms, runs, triggers = {}, {}, {}, {}
+    for case in cases:
+        stage, signum = case
+        names[case], doms[case] = define(guests, hv, ovmf, 'fleet-%s-%s-' % (
+            stage[:3], signal.Signals(signum).name[3:].lower()), 2)
+        started = runs[case] = e2e.start_role(tmp_path / ('run-%s-%d' % (stage, signum)), [hv],
+                                              owner.play_vars(), host_vars(hv, names[case]), new_session=True)
+        triggers[case] = e2e.StageTrigger(owner.state_dir, hv.hostname, doms[case][0].UUIDString(), stage,
+                                          lambda started=started, signum=signum: e2e.interrupt_role(started, signum))
+        triggers[case].start()
+    ended = {}
+    for case in cases:
+        proc = runs[case][0]
+        try:
+            e2e.wait_until(lambda proc=proc, case=case: triggers[case].fired or proc.poll() is not None, 300, 0.2)
+            ended[case] = signal.Signals(case[1]).name
+            # a ^C that ansible-core swallowed: pressed again, then killed (as a user would)
+            for last_resort in (signal.SIGINT, signal.SIGKILL, None):
+                try:
+                    proc.communicate(timeout=30)
+                    break
+                except subprocess.TimeoutExpired:
+                    if last_resort is None:
+                        raise
+                    e2e.interrupt_role(runs[case], last_resort)
+                    ended[case] += '+' + signal.Signals(last_resort).name
+        finally:
+            triggers[case].finish()
+            e2e.kill_role_group(runs[case])
+        assert (triggers[case].fired, triggers[case].error) == (case[0], None), case
+        if ended[case].endswith('SIGKILL'):
+            assert proc.returncode == -signal.SIGKILL, case
+    # a module a killed run had sent (an injection, a resume) goes on on the host: let it end first
+    assert e2e.wait_until(lambda: not e2e.host_module_pids(hv), 120, 0.2), e2e.host_module_pids(hv)
+    every = [name for case in cases for name in names[case]]
+    e2e.assert_only_validated_launches_got_anything(
+        [rec for name in every for rec in e2e.records_of(hv, name)], owner.state_dir)
+    before = {}
+    for case in cases:
+        for name, dom in zip(names[case], doms[case]):
+            recs = e2e.records_of(hv, name)
+            before[name] = (tuple(dom.state()), e2e.qemu_pid(hv, name),
+                            e2e.controller_record(owner.state_dir, hv.hostname, dom.UUIDString()), recs)
+            # before its stage was reached, no launch had a secret accepted; none ran unless injected
+            assert not [r for r in recs if r['finished'] and not any(i['accepted'] for i in r['injections'])]
+    record('fleet: interrupted runs (together), signals', ', '.join(
+        '%s/%s: %s rc %s' % (case[0], signal.Signals(case[1]).name, ended[case], runs[case][0].returncode)
+        for case in cases))
+
+    lists = [name for case in cases for name in names[case]]
+    rerun = e2e.run_role(tmp_path / 'rerun', [hv], owner.play_vars(), host_vars(hv, lists))
+    no_secret_in(rerun.output, owner)
+    e2e.assert_only_validated_launches_got_anything(
+        [rec for name in every for rec in e2e.records_of(hv, name)], owner.state_dir)
+    plans = {}
+    for case in cases:
+        for name, dom in zip(names[case], doms[case]):
+            (state, reason), pid, ctl, recs = before[name]
+            outcome = rerun.outcome(hv.hostname, name)
+            plans[name] = outcome['plan']
+            now = e2e.records_of(hv, name)
+            ran = bool(recs) and recs[-1]['finished']
+            if ctl and ctl['stage'] == 'resumed' and state == RUNNING:
+                # the run went on to its end: left running, unchanged
+                assert (outcome['failed'], outcome['plan'], outcome['changed']) == (False, 'ok', False), outcome
+                assert (e2e.qemu_pid(hv, name), len(now)) == (pid, len(recs))
+            elif state == SHUTOFF:
+                # never started, or destroyed by the interrupted run: a new launch, validated, delivered
+                assert (outcome['failed'], outcome['plan']) == (False, 'launch'), (case, name, outcome)
+                assert len(now) == len(recs) + 1 and now[-1]['finished'], (case, now)
+                assert [i['accepted'] for i in now[-1]['injections']] == [True]
+            elif ctl and ctl['stage'] == 'injected' and not ctl.get('failed') and not ran:
+                # validated and injected, still before its first run: resumed (that launch, same QEMU)
+                assert state == PAUSED, (case, name, state)
+                assert (outcome['failed'], outcome['plan']) == (False, 'resume'), (case, name, outcome)
+                assert e2e.wait_until(lambda name=name: e2e.records_of(hv, name)[-1]['finished'], 15)
+                assert e2e.qemu_pid(hv, name) == pid and dom.state()[0] == RUNNING and len(now) == len(recs)
+                assert len(now[-1]['injections']) == len(recs[-1]['injections'])
+            else:
+                # left before validation, or validated but not recorded as injected, or already run:
+                # refused, untouched
+                assert (outcome['failed'], outcome['plan'], outcome['reason'], int(outcome['rc'])) == \
+                    (True, 'fail', 'state', 5), (case, name, ctl, outcome)
+                assert (tuple(dom.state()), e2e.qemu_pid(hv, name)) == ((state, reason), pid), (case, name)
+                assert [(r['finished'], r['injections']) for r in now] == \
+                    [(r['finished'], r['injections']) for r in recs], (case, name)
+    record('fleet: re-run plans after the interrupts (together)', ', '.join(
+        '%s/%s: %s' % (stage, signal.Signals(signum).name, '+'.join(plans[name] for name in names[stage, signum]))
+        for stage, signum in cases))
