@@ -57,13 +57,7 @@ log "$("$TOOL_VENV/bin/antsibull-docs" --version 2>&1 | head -1), antsibull-chan
 LINT_ROOT="$REPO/build/docs_lint"
 DEST="$LINT_ROOT/ansible_collections/confidential/sev"
 rm -rf "$LINT_ROOT"
-mkdir -p "$DEST"
-files=()
-while IFS= read -r -d '' f; do
-    if [[ -e "$f" || -L "$f" ]]; then files+=("$f"); fi
-done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
-((${#files[@]})) || die "git ls-files found no files in $REPO"
-(cd "$REPO" && cp -P --parents -t "$DEST" -- "${files[@]}")
+copy_collection "$DEST"
 # antsibull-docs copies the collection with "git ls-files" when it sits in a
 # git work tree: without a repository of its own the copy is this repository's
 # ignored build/ and no plugin would be found (the lint would pass on nothing).

@@ -45,17 +45,14 @@ compare() {
 
 # build_list OUT: build from a clean copy of the tree, write the sorted file list to OUT.
 build_list() {
-    local out="$1" tmp files=() f tarball
+    local out="$1" tmp tarball
     "$VENV/bin/python" -c 'import distlib' 2>/dev/null ||
         die "galaxy.yml's manifest: needs distlib in $VENV: run scripts/setup.sh (requirements-dev.txt)"
     tmp="$(mktemp -d)"
     # shellcheck disable=SC2064  # expand now: tmp is local
     trap "rm -rf '$tmp'" RETURN
-    while IFS= read -r -d '' f; do
-        if [[ -e "$f" || -L "$f" ]]; then files+=("$f"); fi
-    done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
-    mkdir -p "$tmp/src" "$tmp/dist"
-    cp -P --parents -t "$tmp/src" -- "${files[@]}"
+    copy_collection "$tmp/src"
+    mkdir -p "$tmp/dist"
     "$VENV/bin/ansible-galaxy" collection build --force --output-path "$tmp/dist" "$tmp/src" >&2
     tarball="$(ls "$tmp"/dist/confidential-sev-*.tar.gz)"
     tar -tzf "$tarball" | sed 's|/$||' | LC_ALL=C sort >"$out"

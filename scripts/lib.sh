@@ -42,3 +42,18 @@ activate_venv() {
 
 # Print elapsed seconds since the given start time (from $SECONDS).
 elapsed() { echo "$((SECONDS - $1))s"; }
+
+# copy_collection DEST: the collection's files as they are in the work tree
+# (tracked, and untracked but not ignored) copied to DEST, links as links.
+# The tools that need a real ansible_collections/NS/NAME tree get this copy.
+copy_collection() {
+    local dest="$1" f
+    local -a files=()
+    while IFS= read -r -d '' f; do
+        # -c lists files deleted from the work tree too; skip those
+        if [[ -e "$REPO/$f" || -L "$REPO/$f" ]]; then files+=("$f"); fi
+    done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
+    ((${#files[@]})) || die "git ls-files found no files in $REPO"
+    mkdir -p "$dest"
+    (cd "$REPO" && cp -P --parents -t "$dest" -- "${files[@]}")
+}

@@ -49,16 +49,9 @@ done
 SANITY_ROOT="$REPO/build/sanity"
 DEST="$SANITY_ROOT/ansible_collections/confidential/sev"
 rm -rf "$SANITY_ROOT"
-mkdir -p "$DEST"
-files=()
-while IFS= read -r -d '' f; do
-    # -c lists files deleted from the work tree too; skip those
-    if [[ -e "$f" || -L "$f" ]]; then files+=("$f"); fi
-done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
-((${#files[@]})) || die "git ls-files found no files in $REPO"
-(cd "$REPO" && cp -P --parents -t "$DEST" -- "${files[@]}")
+copy_collection "$DEST"
 git -C "$DEST" init -q
-log "copied ${#files[@]} files to $DEST"
+log "copied the collection to $DEST"
 
 # --- run -------------------------------------------------------------------
 cd "$DEST"

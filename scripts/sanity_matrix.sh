@@ -59,15 +59,8 @@ for v in "${versions[@]}"; do
     root="$REPO/build/sanity-matrix/core-$v"
     dest="$root/ansible_collections/confidential/sev"
     rm -rf "$root"
-    mkdir -p "$dest"
-    # the files of the collection now (tracked, and untracked but not ignored):
-    # listed per version, as the tree may change during a long run
-    files=()
-    while IFS= read -r -d '' f; do
-        if [[ -e "$f" || -L "$f" ]]; then files+=("$f"); fi
-    done < <(git -C "$REPO" ls-files -z -co --exclude-standard)
-    ((${#files[@]})) || die "git ls-files found no files in $REPO"
-    (cd "$REPO" && cp -P --parents -t "$dest" -- "${files[@]}")
+    # copied per version, as the tree may change during a long run
+    copy_collection "$dest"
     git -C "$dest" init -q
     bin="$REPO/build/venvs/core-$v/bin"
     core="$("$bin/python" -c 'from ansible import release; print(release.__version__)')"
