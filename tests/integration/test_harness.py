@@ -185,29 +185,37 @@ def test_ansible_runs_modules_on_the_remote_host(libvirtd_remote):
 
 
 def test_controller_killed_leaves_only_the_module_it_sent(libvirtd_remote, tmp_path):
-    """e2e.interrupt_role(SIGKILL) kills ansible and its workers (which lead sessions of their own);
-    e2e.host_module_pids (test_faults and test_fleet wait on it) sees the module the killed controller had
-    sent, still running on the host, until it ends; nothing when no module runs."""
+    """e2e.interrupt_role(SIGKILL) kills ansible, its workers (which lead sessions of their own) and ends its
+    ssh ControlMaster; e2e.host_module_pids (test_faults and test_fleet wait on it) sees the module the killed
+    controller had sent, still running on the host, until it ends; nothing when no module runs."""
     r = libvirtd_remote
     assert e2e.host_module_pids(r) == set()
     work = str(tmp_path)
     for sub in ('home', 'tmp', 'remote-tmp'):
         os.makedirs(os.path.join(work, sub))
-    inventory = e2e.inventory(os.path.join(work, 'inventory.json'), [r])
+    control_dir, host_vars = e2e.own_control_masters([r])
+    inventory = e2e.inventory(os.path.join(work, 'inventory.json'), [r], host_vars)
     ansible = os.path.join(os.path.dirname(sys.executable), 'ansible')
     # pylint: disable-next=consider-using-with
     proc = subprocess.Popen([ansible, r.hostname, '-i', inventory, '-m', 'ansible.builtin.command', '-a', 'sleep 6'],
                             env=e2e.ansible_env(work), cwd=work, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
+    proc.control_dir = control_dir
     try:
         seen = e2e.wait_until(lambda: e2e.host_module_pids(r), 60, 0.1)
         assert len(seen) == 2, seen      # the /bin/sh -c wrapper and the module's python
         workers = e2e._children(proc.pid)  # pylint: disable=protected-access
+        (socket_name,) = os.listdir(control_dir)
+        check = subprocess.run(['ssh', '-S', os.path.join(control_dir, socket_name), '-O', 'check', 'x'],
+                               capture_output=True, text=True, timeout=30, check=False)
+        master = int(re.search(r'Master running \(pid=(\d+)\)', check.stderr).group(1))
         assert workers and all(os.getpgid(pid) == pid for pid in workers), workers   # setsid
         e2e.interrupt_role((proc,), signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
         assert e2e.wait_until(lambda: not [pid for pid in workers if e2e.alive(pid)], 2, 0.05), workers
-        assert e2e.host_module_pids(r) == seen
+        # the run's ssh ControlMaster ended too
+        assert not os.path.exists(control_dir) and e2e.wait_until(lambda: not e2e.alive(master), 5, 0.05)
+        assert e2e.host_module_pids(r) == seen       # the module it had sent goes on
         assert e2e.wait_until(lambda: not e2e.host_module_pids(r), 60, 0.1)
     finally:
         e2e.kill_role_group((proc,))

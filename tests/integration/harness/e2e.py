@@ -27,10 +27,12 @@ import base64
 import json
 import os
 import secrets
+import shutil
+import signal
 import struct
 import subprocess
-import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -317,6 +319,9 @@ def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=
     work = str(work)
     for sub in ('home', 'tmp', 'remote-tmp', 'outcomes'):
         os.makedirs(os.path.join(work, sub), exist_ok=True)
+    control_dir = None
+    if new_session:
+        control_dir, host_vars = own_control_masters(hvs, host_vars)
     inv = inventory(os.path.join(work, 'inventory.json'), hvs, host_vars)
     outcome_dir = os.path.join(work, 'outcomes')
     for name in os.listdir(outcome_dir):
@@ -340,7 +345,28 @@ def start_role(work, hvs, play_vars, host_vars=None, extra_args=(), new_session=
     run_env.update(env or {})
     proc = subprocess.Popen(argv, cwd=work, env=run_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=new_session)
+    proc.control_dir = control_dir
     return proc, time.monotonic(), outcome_dir
+
+
+def own_control_masters(hvs, host_vars=None):
+    """(directory, host_vars): host_vars with the run's own ssh ControlMaster directory for each of hvs,
+    instead of the hypervisor's (which concurrent runs share), so that end_control_masters() can end the
+    run's connections as its controller's death would. Short, for the 108-byte limit of a socket path."""
+    control_dir = tempfile.mkdtemp(prefix='sevcp-')
+    return control_dir, {hv.hostname: dict((host_vars or {}).get(hv.hostname, {}), ansible_control_path_dir=control_dir)
+                         for hv in hvs}
+
+
+def end_control_masters(control_dir):
+    """Ask each ssh ControlMaster with a socket in control_dir (own_control_masters) to exit, then remove
+    control_dir. A session the master carried ends; a module it had fully sent goes on (host_module_pids)."""
+    if not control_dir or not os.path.isdir(control_dir):
+        return
+    for name in os.listdir(control_dir):
+        subprocess.run(['ssh', '-S', os.path.join(control_dir, name), '-O', 'exit', 'controlmaster'],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+    shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def _children(pid):
@@ -365,8 +391,9 @@ def interrupt_role(started, signum):
     SIGINT goes to that process group, as a terminal's ^C: ansible-playbook stops its workers itself.
     SIGKILL is the controller dying: ansible-core's workers lead sessions of their own (setsid), out of
     that group, and would finish their task; so ansible-playbook is stopped first (no new worker), each of
-    its children is killed with the process group it leads, then ansible-playbook's group. A module a
-    worker had already sent to a host goes on there (host_module_pids)."""
+    its children is killed with the process group it leads, then ansible-playbook's group, then the run's
+    ssh ControlMasters (started with new_session, they are its own: own_control_masters), which outlive
+    it otherwise. A module a worker had already sent whole to a host goes on there (host_module_pids)."""
     proc = started[0]
     if proc.poll() is not None:
         return
@@ -383,14 +410,16 @@ def interrupt_role(started, signum):
         except ProcessLookupError:
             pass
     os.killpg(proc.pid, signal.SIGKILL)
+    end_control_masters(getattr(proc, 'control_dir', None))
 
 
 def kill_role_group(started):
-    """SIGKILL whatever is left of that run's process group (its workers, after the leader exited)."""
+    """SIGKILL whatever is left of that run's process group, and end its own ssh ControlMasters."""
     try:
         os.killpg(started[0].pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    end_control_masters(getattr(started[0], 'control_dir', None))
 
 
 def finish_role(started, hvs, timeout=400):
