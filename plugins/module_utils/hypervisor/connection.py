@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from ..sev.errors import InvalidState, SevError, UnsupportedUsage, failure_result as errors_failure_result
 
@@ -203,15 +204,27 @@ def lookup_domain(conn, ident):
     raise failure
 
 
+STATE_READS = 5
+STATE_REREAD_SECONDS = 0.05
+
+
 def domain_state(dom, subject):
     """{state, state_name, reason, reason_name, active, vcpus} of a domain."""
-    state, reason = _sequence(call(subject, 'virDomainGetState', dom.state), 2, subject, 'virDomainGetState')[:2]
+    # The state and whether the domain is active are two calls: a QEMU that dies between them (seen right
+    # after an injection) gave "paused" and not active, and "is paused: nothing to destroy". Read both
+    # again until they agree (shut off exactly when not active); after that, as last read.
+    for attempt in range(STATE_READS):
+        state, reason = _sequence(call(subject, 'virDomainGetState', dom.state), 2, subject,
+                                  'virDomainGetState')[:2]
+        active = bool(call(subject, 'virDomainIsActive', dom.isActive))
+        if active != (state == SHUTOFF) or attempt == STATE_READS - 1:
+            break
+        time.sleep(STATE_REREAD_SECONDS)
     info = _sequence(call(subject, 'virDomainGetInfo', dom.info), 4, subject, 'virDomainGetInfo')
     names = {PAUSED: PAUSED_REASONS, 1: RUNNING_REASONS, SHUTOFF: SHUTOFF_REASONS}.get(state, {})
     reason_name = names.get(reason, str(reason))
     return {'state': state, 'state_name': STATE_NAMES.get(state, str(state)), 'reason': reason,
-            'reason_name': reason_name, 'active': bool(call(subject, 'virDomainIsActive', dom.isActive)),
-            'vcpus': info[3]}
+            'reason_name': reason_name, 'active': active, 'vcpus': info[3]}
 
 
 QUERY_STATUS = json.dumps({'execute': 'query-status'})

@@ -452,6 +452,30 @@ def test_domain_state(state, active, name, reason_name):
         'active': active, 'vcpus': 3}
 
 
+def test_domain_state_of_a_qemu_that_dies_between_the_two_reads(monkeypatch):
+    # paused when its state is read, no longer active when asked: read again, never "paused, not active"
+    monkeypatch.setattr(cn.time, 'sleep', lambda seconds: None)
+    dom = FakeDomain(state=(3, 1), active=1)
+    asked = dom.isActive
+
+    def dies():
+        dom._state, dom._active = (5, 3), 0  # pylint: disable=protected-access
+        return asked()
+
+    dom.isActive = dies
+    result = cn.domain_state(dom, "domain 'g'")
+    assert (result['state_name'], result['reason_name'], result['active']) == ('shutoff', 'crashed', False)
+    assert dom.calls.count('state') == 2 and dom.calls.count('isActive') == 2
+
+
+def test_domain_state_that_never_agrees_is_the_last_read(monkeypatch):
+    slept = []
+    monkeypatch.setattr(cn.time, 'sleep', slept.append)
+    dom = FakeDomain(state=(0, 0), active=0)
+    assert cn.domain_state(dom, "domain 'g'")['state_name'] == 'nostate'
+    assert dom.calls.count('state') == cn.STATE_READS and len(slept) == cn.STATE_READS - 1
+
+
 def test_state_names_are_libvirts():
     assert cn.STATE_NAMES == {libvirt.VIR_DOMAIN_NOSTATE: 'nostate', libvirt.VIR_DOMAIN_RUNNING: 'running',
                               libvirt.VIR_DOMAIN_BLOCKED: 'blocked', libvirt.VIR_DOMAIN_PAUSED: 'paused',
