@@ -23,7 +23,6 @@ import base64
 import hashlib
 import os
 import signal
-import subprocess
 import time
 
 import libvirt
@@ -329,23 +328,8 @@ def test_controller_interrupted_at_each_stage_then_run_again(emulated_hypervisor
     ended_by = {}
     for case in cases:
         proc = runs[case][0]
-        try:
-            e2e.wait_until(lambda proc=proc, case=case: triggers[case].fired or proc.poll() is not None, 300, 0.2)
-            ended_by[case] = signal.Signals(case[1]).name
-            # ansible-core 2.19 may hang after one SIGINT (seen here with a worker between two tasks): a user
-            # presses ^C again, then kills it; the invariant must hold whichever ended it
-            for last_resort in (signal.SIGINT, signal.SIGKILL, None):
-                try:
-                    stdout = proc.communicate(timeout=30)[0]
-                    break
-                except subprocess.TimeoutExpired:
-                    if last_resort is None:
-                        raise
-                    e2e.interrupt_role(runs[case], last_resort)
-                    ended_by[case] += '+' + signal.Signals(last_resort).name
-        finally:
-            triggers[case].finish()
-            e2e.kill_role_group(runs[case])
+        # the invariant must hold whichever signal ended it (a swallowed ^C is pressed again, then killed)
+        stdout, ended_by[case] = e2e.end_interrupted_run(runs[case], triggers[case], case[1])
         assert (triggers[case].fired, triggers[case].error) == (case[0], None), case
         exits[case] = proc.returncode
         if case[1] == signal.SIGKILL or ended_by[case].endswith('SIGKILL'):

@@ -26,7 +26,6 @@ import base64
 import glob
 import os
 import signal
-import subprocess
 
 import libvirt
 import pytest
@@ -306,22 +305,7 @@ def test_interrupted_together_then_run_again(hv, ovmf, tmp_path, guests, record)
     ended = {}
     for case in cases:
         proc = runs[case][0]
-        try:
-            e2e.wait_until(lambda proc=proc, case=case: triggers[case].fired or proc.poll() is not None, 300, 0.2)
-            ended[case] = signal.Signals(case[1]).name
-            # a ^C that ansible-core swallowed: pressed again, then killed (as a user would)
-            for last_resort in (signal.SIGINT, signal.SIGKILL, None):
-                try:
-                    proc.communicate(timeout=30)
-                    break
-                except subprocess.TimeoutExpired:
-                    if last_resort is None:
-                        raise
-                    e2e.interrupt_role(runs[case], last_resort)
-                    ended[case] += '+' + signal.Signals(last_resort).name
-        finally:
-            triggers[case].finish()
-            e2e.kill_role_group(runs[case])
+        ended[case] = e2e.end_interrupted_run(runs[case], triggers[case], case[1])[1]
         assert (triggers[case].fired, triggers[case].error) == (case[0], None), case
         if ended[case].endswith('SIGKILL'):
             assert proc.returncode == -signal.SIGKILL, case

@@ -422,6 +422,31 @@ def kill_role_group(started):
     end_control_masters(getattr(started[0], 'control_dir', None))
 
 
+def end_interrupted_run(started, trigger, signum, timeout=300):
+    """(stdout, how it ended, e.g. 'SIGINT' or 'SIGINT+SIGKILL') of a start_role(..., new_session=True) run
+    that ``trigger`` (a StageTrigger) interrupts with signum: waits until the trigger fired or the run ended,
+    then until the run ends. ansible-core 2.19 may hang after one SIGINT (seen with a worker between two
+    tasks): ^C is pressed again, then the run is killed, as a user would. Then the trigger is stopped and
+    whatever is left of the run killed."""
+    proc = started[0]
+    try:
+        wait_until(lambda: trigger.fired or proc.poll() is not None, timeout, 0.2)
+        ended_by = signal.Signals(signum).name
+        for last_resort in (signal.SIGINT, signal.SIGKILL, None):
+            try:
+                stdout = proc.communicate(timeout=30)[0]
+                break
+            except subprocess.TimeoutExpired:
+                if last_resort is None:
+                    raise
+                interrupt_role(started, last_resort)
+                ended_by += '+' + signal.Signals(last_resort).name
+    finally:
+        trigger.finish()
+        kill_role_group(started)
+    return stdout, ended_by
+
+
 def finish_role(started, hvs, timeout=400):
     proc, t0, outcome_dir = started
     try:
