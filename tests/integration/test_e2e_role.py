@@ -229,12 +229,8 @@ def test_every_mistake_is_refused_and_one_guest_never_touches_another(emulated_h
         return dict(override, domain=name)
 
     # sev-ehv1: firmware, vCPU count, TIK, and a domain started (not paused) before validation.
-    # The wrong firmware the owner trusts: the patched OVMF the guests run with one byte off, far from the
-    # footer table (so its hash table and secret area are still there): only the measurement can tell.
-    with open(ovmf, 'rb') as f:
-        image = bytearray(f.read())
-    image[0x1000] ^= 0x01
-    other_ovmf = e2e.write_private(files / 'OVMF_CODE.other.fd', bytes(image))
+    # The wrong firmware the owner trusts: only the measurement can tell (e2e.one_byte_off).
+    other_ovmf = e2e.one_byte_off(ovmf, files / 'OVMF_CODE.other.fd')
     session_a = e2e.premade_session(hv1.node_sev()['pdh'], SEV_POLICY, owner.dir, 'session-a')
     session_b = e2e.premade_session(hv1.node_sev()['pdh'], SEV_POLICY, owner.dir, 'session-b')
     early = e2e.premade_session(hv1.node_sev()['pdh'], SEV_POLICY, owner.dir, 'session-early')

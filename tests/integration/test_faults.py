@@ -120,12 +120,7 @@ def test_each_step_failed_in_turn(emulated_hypervisors, ovmf, tmp_path, guests, 
     guest(hv1, 'unreachable', uri='qemu+unix:///system?socket=%s' % (tmp_path / 'no-libvirtd-here.sock'))
     guest(hv1, 'measure')
     # the owner trusts other firmware bytes than the host runs (one byte off, far from the footer)
-    with open(ovmf, 'rb') as f:
-        other = bytearray(f.read())
-    other[0x1000] ^= 0x01
-    other_ovmf = str(tmp_path / 'OVMF_CODE.other.fd')
-    with open(other_ovmf, 'wb') as f:
-        f.write(other)
+    other_ovmf = e2e.one_byte_off(ovmf, tmp_path / 'OVMF_CODE.other.fd')
     guest(hv1, 'mismatch', firmware=other_ovmf)
     guest(hv1, 'vanish-started')
     guest(hv2, 'refused')

@@ -166,10 +166,7 @@ def test_one_bad_guest_among_fifty(hv, ovmf, tmp_path, guests, record):
     owner = Owner(tmp_path, ovmf)
     names, doms = define(guests, hv, ovmf, 'fleet-b', 50)
     # the owner trusts the wrong firmware for one guest: the patched OVMF with one byte off (a mismatch, rc 1)
-    with open(ovmf, 'rb') as f:
-        image = bytearray(f.read())
-    image[0x1000] ^= 0x01
-    other = e2e.write_private(owner.dir / 'OVMF_CODE.other.fd', bytes(image))
+    other = e2e.one_byte_off(ovmf, owner.dir / 'OVMF_CODE.other.fd')
     bad = names[17]
     hosts = host_vars(hv, names, **{bad: {'firmware': other}})
     run = e2e.run_role(tmp_path / 'run', [hv], owner.play_vars(sev_launch_resume=False), hosts, timeout=900)
@@ -214,10 +211,7 @@ def test_platform_faults_together(hv, ovmf, tmp_path, guests, record):
     labels = ('measure', 'mismatch', 'refused', 'crash', 'early', 'good')
     names, doms = define(guests, hv, ovmf, 'fleet-f', len(labels))
     names, doms = dict(zip(labels, names)), dict(zip(labels, doms))
-    with open(ovmf, 'rb') as f:
-        image = bytearray(f.read())
-    image[0x1000] ^= 0x01
-    other = e2e.write_private(owner.dir / 'OVMF_CODE.other.fd', bytes(image))
+    other = e2e.one_byte_off(ovmf, owner.dir / 'OVMF_CODE.other.fd')
     hosts = host_vars(hv, list(names.values()), **{names['mismatch']: {'firmware': other}})
     doms['early'].create()
     assert e2e.wait_until(lambda: e2e.records_of(hv, names['early'])[0]['finished'], 15)

@@ -90,10 +90,7 @@ def test_role_leaks_no_key_or_secret_anywhere(emulated_hypervisors, tmp_path, gu
     owner_dir.mkdir(mode=0o700)
     ovmf = patched_ovmf(str(owner_dir / 'OVMF_CODE.sev.fd'))
     # a trusted firmware one byte away from the one the guests run: a mismatch at validation
-    with open(ovmf, 'rb') as f:
-        image = bytearray(f.read())
-    image[0x1000] ^= 0x01
-    other_ovmf = e2e.write_private(owner_dir / 'OVMF_CODE.other.fd', bytes(image))
+    other_ovmf = e2e.one_byte_off(ovmf, owner_dir / 'OVMF_CODE.other.fd')
     luks = os.urandom(32)
     vault_luks = os.urandom(32)
     vault_password = b'vault-' + os.urandom(12).hex().encode()

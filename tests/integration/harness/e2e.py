@@ -123,6 +123,16 @@ def stand_in_bzimage(path, size_kib=256):
     return str(path)
 
 
+def one_byte_off(ovmf, path):
+    """The firmware the guests run with one byte off, far from the footer table (so its hash table and
+    secret area are still there: only the measurement can tell), written 0600 to path; returns path (str).
+    What an owner trusting the wrong firmware holds: a mismatch at validation."""
+    with open(ovmf, 'rb') as f:
+        image = bytearray(f.read())
+    image[0x1000] ^= 0x01
+    return write_private(path, bytes(image))
+
+
 def random_file(path, size):
     with open(path, 'wb') as f:
         f.write(os.urandom(size))
