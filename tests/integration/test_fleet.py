@@ -277,12 +277,13 @@ def test_platform_faults_together(hv, ovmf, tmp_path, guests, record):
 
 
 def test_interrupted_together_then_run_again(hv, ovmf, tmp_path, guests, record):
-    """ansible-playbook's process group gets SIGINT or SIGKILL when the controller's record of the first of
-    a run's two guests says started, validated, injected (six runs at once, sev_launch_together); once no
-    module a run sent still runs on the host, one re-run over all twelve. Nothing ran or got a secret without
-    validation, after the signals and after the re-run; the re-run leaves a launch it cannot prove prelaunch
-    and validated untouched (plan fail, state 5), resumes one validated and injected still before its first
-    run (same QEMU, no new injection), launches one that is shut off, and leaves a running one it validated."""
+    """ansible-playbook gets SIGINT (its process group, as ^C) or SIGKILL (with its workers: e2e.interrupt_role)
+    when the controller's record of the first of a run's two guests says started, validated, injected (six runs
+    at once, sev_launch_together); once no module a run sent still runs on the host, one re-run over all twelve.
+    Nothing ran or got a secret without validation, after the signals and after the re-run; the re-run leaves a
+    launch it cannot prove prelaunch and validated untouched (plan fail, state 5), resumes one validated and
+    injected still before its first run (same QEMU, no new injection), launches one that is shut off, and leaves
+    a running one it validated."""
     owner = Owner(tmp_path, ovmf)
     cases = [(stage, signum) for stage in ('started', 'validated', 'injected')
              for signum in (signal.SIGINT, signal.SIGKILL)]
@@ -320,8 +321,7 @@ def test_interrupted_together_then_run_again(hv, ovmf, tmp_path, guests, record)
         '%s/%s: %s rc %s' % (case[0], signal.Signals(case[1]).name, ended[case], runs[case][0].returncode)
         for case in cases))
 
-    lists = [name for case in cases for name in names[case]]
-    rerun = e2e.run_role(tmp_path / 'rerun', [hv], owner.play_vars(), host_vars(hv, lists))
+    rerun = e2e.run_role(tmp_path / 'rerun', [hv], owner.play_vars(), host_vars(hv, every))
     no_secret_in(rerun.output, owner)
     e2e.assert_only_validated_launches_got_anything(
         [rec for name in every for rec in e2e.records_of(hv, name)], owner.state_dir)
