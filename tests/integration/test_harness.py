@@ -204,7 +204,7 @@ def test_controller_killed_leaves_only_the_module_it_sent(libvirtd_remote, tmp_p
     try:
         seen = e2e.wait_until(lambda: e2e.host_module_pids(r), 60, 0.1)
         assert len(seen) == 2, seen      # the /bin/sh -c wrapper and the module's python
-        workers = e2e._children(proc.pid)  # pylint: disable=protected-access
+        workers = e2e.children_of(proc.pid)
         (socket_name,) = os.listdir(control_dir)
         check = subprocess.run(['ssh', '-S', os.path.join(control_dir, socket_name), '-O', 'check', 'x'],
                                capture_output=True, text=True, timeout=30, check=False)

@@ -379,7 +379,7 @@ def end_control_masters(control_dir):
     shutil.rmtree(control_dir, ignore_errors=True)
 
 
-def _children(pid):
+def children_of(pid):
     """Pids whose parent is pid (field 4 of /proc/PID/stat)."""
     found = []
     for entry in os.listdir('/proc'):
@@ -411,7 +411,7 @@ def interrupt_role(started, signum):
         os.killpg(proc.pid, signum)
         return
     os.killpg(proc.pid, signal.SIGSTOP)
-    for child in _children(proc.pid):
+    for child in children_of(proc.pid):
         try:
             if os.getpgid(child) == child:
                 os.killpg(child, signal.SIGKILL)
